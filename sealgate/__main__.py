@@ -1,0 +1,5 @@
+import sys
+
+from sealgate.cli import main
+
+sys.exit(main())

@@ -1,0 +1,181 @@
+"""One SealgateMilter instance per MTA connection (libmilter gives each its own thread)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import Milter
+
+from sealgate import pipeline, verify
+from sealgate.message import Message
+from sealgate.pipeline import Services, Session, Transaction, Verdict
+from sealgate.policy.direction import is_outgoing
+
+log = logging.getLogger("sealgate")
+
+TLS_MACROS = ("{tls_version}", "{cipher}", "{cipher_bits}", "{cert_subject}", "{cert_issuer}")
+
+
+class Connections:
+    """Open MTA connections, so SIGTERM can wait for them to finish."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._idle = threading.Condition()
+
+    def opened(self) -> None:
+        with self._idle:
+            self._count += 1
+
+    def closed(self) -> None:
+        with self._idle:
+            self._count -= 1
+            self._idle.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        with self._idle:
+            return self._idle.wait_for(lambda: self._count <= 0, timeout)
+
+
+def _reply_text(text: str) -> str:
+    """libmilter drops a reply containing a lone '%'; our texts never need one."""
+    return text.replace("%", " percent")
+
+
+class SealgateMilter(Milter.Base):
+    services: Services  # swapped as a whole on reload; a message keeps the one it started with
+    connections = Connections()
+
+    def __init__(self) -> None:
+        self.session = Session()
+        self.message: Message | None = None
+        self.services_now = type(self).services
+        self.opened = False
+
+    # connection-level callbacks
+
+    @Milter.noreply
+    def connect(self, hostname: str, family: int, hostaddr: Any) -> int:
+        self.connections.opened()
+        self.opened = True
+        self.session.client_name = hostname
+        if isinstance(hostaddr, tuple) and hostaddr:
+            self.session.client_ip = str(hostaddr[0])
+        return Milter.CONTINUE
+
+    @Milter.noreply
+    def hello(self, heloname: str) -> int:
+        self.session.helo = heloname
+        self.session.tls = {m: v for m in TLS_MACROS if (v := self.getsymval(m))}
+        return Milter.CONTINUE
+
+    def close(self) -> int:
+        self._discard_message()
+        if self.opened:
+            self.opened = False
+            self.connections.closed()
+        return Milter.CONTINUE
+
+    # message-level callbacks
+
+    @Milter.noreply
+    def envfrom(self, mailfrom: str, *esmtp: str) -> int:
+        self._discard_message()
+        self.services_now = type(self).services
+        cfg = self.services_now.config.milter
+        self.session.auth_user = self.getsymval("{auth_authen}") or ""
+        self.session.outgoing = is_outgoing(self.session.client_ip, self.session.auth_user,
+                                            cfg.internal_hosts)
+        self.message = Message.spooling(cfg.spool_threshold, cfg.spool_dir)
+        self.message.mail_from = mailfrom.strip("<>")
+        return Milter.CONTINUE
+
+    @Milter.noreply
+    def envrcpt(self, to: str, *esmtp: str) -> int:
+        if self.message is not None:
+            self.message.recipients.append(to.strip("<>"))
+        return Milter.CONTINUE
+
+    @Milter.noreply
+    @Milter.decode("bytes")
+    def header(self, name: str, value: bytes) -> int:
+        if self.message is not None:
+            self.message.headers.append((name, value))
+        return Milter.CONTINUE
+
+    @Milter.noreply
+    def body(self, chunk: bytes) -> int:
+        if self.message is not None:
+            self.message.body.write(chunk)
+        return Milter.CONTINUE
+
+    @Milter.noreply
+    def eoh(self) -> int:
+        return Milter.CONTINUE
+
+    def eom(self) -> int:
+        msg = self.message
+        if msg is None:
+            return Milter.CONTINUE
+        msg.queue_id = self.getsymval("i") or "NOQUEUE"
+        txn = Transaction(self.session, msg)
+        if self.session.outgoing:
+            verdict = Verdict("accept")  # outgoing mail is signed and encrypted by later stages
+        else:
+            verdict = pipeline.run(verify.incoming_stages(self.services_now.config.verify),
+                                   txn, self.services_now)
+            if verdict.action in ("accept", "quarantine"):
+                self._apply_edits(msg)
+        self._log(txn, verdict)
+        self._discard_message()
+        return self._answer(verdict)
+
+    def abort(self) -> int:
+        self._discard_message()
+        return Milter.CONTINUE
+
+    # helpers
+
+    def _apply_edits(self, msg: Message) -> None:
+        for edit in msg.edits:
+            if edit.action == "delete":
+                self.chgheader(edit.name, edit.index, "")
+            elif edit.action == "insert":
+                # P_HDR_LEADSPC is negotiated: the value is used verbatim, so give it its space.
+                self.addheader(edit.name, " " + edit.value, 0)
+            else:
+                self.addheader(edit.name, " " + edit.value)
+
+    def _answer(self, verdict: Verdict) -> int:
+        if verdict.action == "tempfail":
+            self.setreply(verdict.code, verdict.dsn, _reply_text(verdict.text))
+            return Milter.TEMPFAIL
+        if verdict.action == "reject":
+            self.setreply(verdict.code, verdict.dsn, _reply_text(verdict.text))
+            return Milter.REJECT
+        if verdict.action == "discard":
+            return Milter.DISCARD
+        if verdict.action == "quarantine":
+            self.quarantine(_reply_text(verdict.text))
+        return Milter.CONTINUE
+
+    def _log(self, txn: Transaction, verdict: Verdict) -> None:
+        s = txn.session
+        results = " ".join(f"{r.method}={r.result}" for r in txn.results) or "-"
+        log.info("queue_id=%s client=%s[%s] direction=%s from=<%s> rcpts=%d results=%s action=%s%s",
+                 txn.message.queue_id, s.client_name, s.client_ip,
+                 "outgoing" if s.outgoing else "incoming", txn.message.mail_from,
+                 len(txn.message.recipients), results, verdict.action,
+                 f' reason="{verdict.text}"' if verdict.text else "")
+
+    def _discard_message(self) -> None:
+        if self.message is not None:
+            self.message.close()
+            self.message = None
+
+
+# Header values arrive with their leading whitespace, so DKIM's simple canonicalization sees
+# exactly what was sent.
+Milter.enable_protocols(SealgateMilter, Milter.P_HDR_LEADSPC)

@@ -1,0 +1,130 @@
+"""`sealgate milter`: socket set-up, signals (SIGHUP reloads, SIGTERM drains) and the libmilter loop.
+
+libmilter runs in a worker thread and blocks SIGHUP/SIGTERM there; the main
+thread keeps them unblocked, so Linux delivers them to it and Python's own
+handlers run: that is what lets SIGHUP reload instead of stopping.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import stat
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+
+import Milter
+import milter as libmilter
+
+from sealgate import services
+from sealgate.config import Config, ConfigError, load
+from sealgate.logsetup import configure_logging
+from sealgate.milter.adapter import SealgateMilter
+
+log = logging.getLogger("sealgate")
+
+
+def libmilter_address(spec: str) -> str:
+    """Our config says unix:/path or inet:PORT@HOST; libmilter wants the same (local: is an alias)."""
+    return "unix:" + spec.split(":", 1)[1] if spec.startswith("local:") else spec
+
+
+def _set_nodelay(port: int) -> None:
+    """libmilter never sets TCP_NODELAY, and Nagle plus delayed ACK costs ~40 ms a message; set it
+    on the listening socket (accepted sockets inherit it on Linux), found among our descriptors."""
+    for fd in map(int, os.listdir("/proc/self/fd")):
+        try:
+            if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+                continue
+            sock = socket.socket(fileno=fd)
+        except OSError:
+            continue
+        try:
+            if sock.type == socket.SOCK_STREAM and sock.family in (socket.AF_INET, socket.AF_INET6) \
+                    and sock.getsockname()[1] == port:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        finally:
+            sock.detach()
+
+
+def _wait_listening(spec: str, worker: threading.Thread, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    path = Path(spec.split(":", 1)[1]) if spec.startswith("unix:") else None
+    while worker.is_alive() and time.monotonic() < deadline:
+        if path is not None and path.is_socket():
+            return
+        if path is None:
+            port = int(spec.split(":", 1)[1].partition("@")[0])
+            _set_nodelay(port)
+            return
+        time.sleep(0.02)
+
+
+def serve(config_path: Path | None) -> int:
+    config = load(config_path)
+    configure_logging(config.log)
+    SealgateMilter.services = services.build(config)
+    spec = libmilter_address(config.milter.socket)
+    if spec.startswith("unix:"):
+        Path(spec[5:]).parent.mkdir(parents=True, exist_ok=True)
+        # libmilter creates the socket with mode 0777 & ~umask.
+        os.umask(0o777 & ~int(config.milter.socket_mode, 8))
+
+    Milter.factory = SealgateMilter
+    libmilter.set_exception_policy(Milter.TEMPFAIL)  # a crash in a callback must not pass mail
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            Milter.runmilter("sealgate", spec, config.milter.timeout)
+        except BaseException as exc:  # reported by the main thread
+            failure.append(exc)
+
+    stopping = threading.Event()
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        if not stopping.is_set():
+            log.info("signal %d: no new connections; draining open ones", signum)
+            stopping.set()
+            libmilter.stop()
+
+    def on_hup(signum: int, frame: FrameType | None) -> None:
+        reload(config_path, config)
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    signal.signal(signal.SIGHUP, on_hup)
+
+    worker = threading.Thread(target=run, name="libmilter", daemon=True)
+    worker.start()
+    _wait_listening(spec, worker)
+    if worker.is_alive():
+        log.info("sealgate milter listening on %s (config %s)", config.milter.socket, config.source)
+    while worker.is_alive():
+        worker.join(0.5)
+    if failure:
+        log.error("milter stopped: %s (socket %s)", failure[0], config.milter.socket)
+        return 1
+    if not SealgateMilter.connections.wait_idle(config.milter.drain_timeout):
+        log.warning("drain timeout: exiting with connections still open")
+    log.info("sealgate milter stopped")
+    return 0
+
+
+def reload(config_path: Path | None, running: Config) -> None:
+    """Swap in new services; a bad file keeps the old ones running and says why."""
+    try:
+        config = load(config_path)
+        new = services.build(config)
+    except (ConfigError, ValueError) as exc:
+        log.error("reload refused, keeping the running configuration: %s", exc)
+        return
+    if config.milter.socket != running.milter.socket:
+        log.warning("reload: [milter] socket changed; takes effect at restart")
+    configure_logging(config.log)
+    SealgateMilter.services = new
+    log.info("configuration reloaded from %s", config.source)
