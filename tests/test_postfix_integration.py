@@ -14,7 +14,7 @@ from typing import Iterator
 import dkim
 import pytest
 
-from conftest import needs_root_and_postfix
+from conftest import CORPORA, needs_root_and_postfix
 from sealgate.testbed.milter import MilterProcess, write_config
 from sealgate.testbed.postfix import PrivatePostfix, make_traversable
 from zones import txt
@@ -132,3 +132,27 @@ def test_forged_results_with_our_id_do_not_survive(gateway: Gateway) -> None:
     ours = [h for h in headers if h.startswith(AUTHSERV)]
     assert len(ours) == 1 and "dmarc=pass (p=reject) header.from=good.test" in ours[0]
     assert "elsewhere.example; spf=pass" in headers
+
+
+def mime_corpus() -> list[Path]:
+    mime = CORPORA / "mime"
+    return sorted([*mime.glob("cpython-*/msg_*.txt"), *mime.glob("mime-tools-testmsgs/*.msg"),
+                   *(p for p in (mime / "flanker-fixtures" / "messages").rglob("*") if p.is_file())])
+
+
+def test_mime_torture_corpus_never_crashes_the_milter(gateway: Gateway) -> None:
+    corpus = mime_corpus()
+    assert len(corpus) > 200
+    outcomes: dict[str, str] = {}
+    for path in corpus:
+        try:
+            gateway.send(path.read_bytes(), "sender@fail.test", helo="client.fail.test")
+            outcomes[path.name] = "accepted"
+        except smtplib.SMTPResponseException as exc:
+            text = exc.smtp_error.decode(errors="replace")
+            assert text.strip(), f"{path}: refused without a reason"
+            outcomes[path.name] = f"{exc.smtp_code} {text}"
+    log = gateway.milter.log_text()
+    assert "internal error" not in log and "Traceback" not in log, log[-3000:]
+    assert gateway.milter.alive()
+    assert list(outcomes.values()).count("accepted") > len(corpus) * 0.9, outcomes
