@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
 
@@ -10,7 +11,11 @@ from sealgate import __version__
 from sealgate.config import ConfigError, load
 
 
-def _config_arg(parser: argparse.ArgumentParser) -> None:
+# Each feature adds its own subcommands: module.register(subparsers), using config_arg().
+FEATURE_COMMANDS: tuple[str, ...] = ()
+
+
+def config_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, default=None,
                         help="config file (default /etc/sealgate/sealgate.conf)")
 
@@ -60,16 +65,16 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("config", help="check, show or document the configuration")
     p.add_argument("action", choices=["check", "show", "reference"])
-    _config_arg(p)
+    config_arg(p)
     p.set_defaults(func=cmd_config)
 
     p = sub.add_parser("milter", help="run the milter daemon")
-    _config_arg(p)
+    config_arg(p)
     p.set_defaults(func=cmd_milter)
 
     p = sub.add_parser("verify", help="run the incoming checks on a message read from stdin "
                                       "and print the Authentication-Results header")
-    _config_arg(p)
+    config_arg(p)
     p.add_argument("--zone", type=Path, action="append", default=[],
                    help="BIND zone file to take DNS answers from (repeatable)")
     p.add_argument("--client-ip", required=True)
@@ -81,6 +86,9 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("probe", help="interactive SMTP diagnostic client", add_help=False)
     p.add_argument("probe_args", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_probe)
+
+    for module in FEATURE_COMMANDS:
+        importlib.import_module(module).register(sub)
     return top
 
 
