@@ -98,6 +98,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("dns", "zone_files", list, [], "BIND master files read by the zone backend."),
     Option("dns", "nameservers", list, [],
            "Resolver addresses for the system backend; empty means those in /etc/resolv.conf."),
+    Option("dns", "port", int, 53, "Port of the resolvers in nameservers.", positive),
     Option("dns", "timeout", float, 5.0,
            "Seconds one lookup may take before it counts as a temporary error.", positive),
     Option("dns", "cache_size", int, 10000, "Answers kept in the TTL-honouring cache.", positive),

@@ -11,10 +11,11 @@ from sealgate.dns.resolver import Answer, DNSTempError
 
 
 class NetworkResolver:
-    def __init__(self, nameservers: list[str], timeout: float, cache_size: int) -> None:
+    def __init__(self, nameservers: list[str], port: int, timeout: float, cache_size: int) -> None:
         self._resolver = dns.resolver.Resolver(configure=not nameservers)
         if nameservers:
             self._resolver.nameservers = list(nameservers)
+            self._resolver.port = port
         self._resolver.lifetime = timeout
         self._resolver.timeout = timeout
         self._resolver.cache = dns.resolver.LRUCache(cache_size)

@@ -38,4 +38,5 @@ def make_resolver(dns_config: Any) -> Resolver:
         from sealgate.dns.zonefile import ZoneFileResolver
         return ZoneFileResolver(dns_config.zone_files)
     from sealgate.dns.network import NetworkResolver
-    return NetworkResolver(dns_config.nameservers, dns_config.timeout, dns_config.cache_size)
+    return NetworkResolver(dns_config.nameservers, dns_config.port, dns_config.timeout,
+                           dns_config.cache_size)

@@ -1,0 +1,62 @@
+"""The DNS module: zone-file answers, and real timeouts from a resolver that never answers."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from sealgate.dns import DNSTempError
+from sealgate.dns.network import NetworkResolver
+from sealgate.dns.zonefile import ZoneFileResolver
+from zones import txt
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A UDP socket on loopback that reads queries and never answers: a real DNS timeout."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    yield sock.getsockname()[1]
+    sock.close()
+
+
+def test_timeout_is_temperror_within_the_bound(silent_server: int) -> None:
+    resolver = NetworkResolver(["127.0.0.1"], silent_server, timeout=0.5, cache_size=10)
+    started = time.monotonic()
+    with pytest.raises(DNSTempError, match="timeout"):
+        resolver.lookup("example.org", "TXT")
+    assert time.monotonic() - started < 1.5
+
+
+def test_verify_reports_temperror_when_dns_is_down(tmp_path: Path, silent_server: int) -> None:
+    conf = tmp_path / "c.conf"
+    conf.write_text(f'[dns]\nnameservers = ["127.0.0.1"]\nport = {silent_server}\ntimeout = 0.3\n'
+                    '[verify]\nauthserv_id = "mx.test"\n')
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "sealgate", "verify", "--config", str(conf),
+                           "--client-ip", "192.0.2.1", "--helo", "h.example",
+                           "--mail-from", "a@example.org"],
+                          input=b"From: a@example.org\r\nSubject: x\r\n\r\nbody\r\n",
+                          capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    line = done.stdout.decode()
+    assert "spf=temperror" in line and "dmarc=temperror" in line
+    assert b"the milter would answer: tempfail 451 4.7.1" in done.stderr
+    assert time.monotonic() - started < 10
+
+
+def test_zone_file_answers_follow_cnames_and_tell_nxdomain_from_nodata(tmp_path: Path) -> None:
+    zone = tmp_path / "z.zone"
+    zone.write_text(txt("target.test", "hello") + "alias.test. 60 IN CNAME target.test.\n"
+                    "a.b.test. 60 IN A 192.0.2.1\n")
+    resolver = ZoneFileResolver([str(zone)])
+    assert resolver.lookup("alias.test", "TXT").texts() == [b"hello"]
+    assert resolver.lookup("b.test", "TXT").nxdomain is False  # empty non-terminal
+    assert resolver.lookup("nope.test", "TXT").nxdomain is True
+    assert resolver.lookup("a.b.test", "A").ttl == 60
