@@ -87,10 +87,17 @@ def serve(config_path: Path | None) -> int:
     stopping = threading.Event()
 
     def on_term(signum: int, frame: FrameType | None) -> None:
-        if not stopping.is_set():
-            log.info("signal %d: no new connections; draining open ones", signum)
-            stopping.set()
+        if stopping.is_set():
+            log.info("signal %d again: stopping now", signum)
             libmilter.stop()
+            return
+        stopping.set()
+        # libmilter's own stop would abandon open sessions mid-message; instead refuse new
+        # connections (the MTA then applies milter_default_action) and let open ones finish.
+        if spec.startswith("unix:"):
+            Path(spec[5:]).unlink(missing_ok=True)
+        log.info("signal %d: no new connections; draining open ones (at most %d s)",
+                 signum, config.milter.drain_timeout)
 
     def on_hup(signum: int, frame: FrameType | None) -> None:
         reload(config_path, config)
@@ -104,13 +111,18 @@ def serve(config_path: Path | None) -> int:
     _wait_listening(spec, worker)
     if worker.is_alive():
         log.info("sealgate milter listening on %s (config %s)", config.milter.socket, config.source)
+    drain_deadline = None
     while worker.is_alive():
-        worker.join(0.5)
+        worker.join(0.2)
+        if stopping.is_set():
+            drain_deadline = drain_deadline or time.monotonic() + config.milter.drain_timeout
+            if SealgateMilter.connections.wait_idle(0) or time.monotonic() > drain_deadline:
+                if not SealgateMilter.connections.wait_idle(0):
+                    log.warning("drain timeout: stopping with connections still open")
+                libmilter.stop()
     if failure:
         log.error("milter stopped: %s (socket %s)", failure[0], config.milter.socket)
         return 1
-    if not SealgateMilter.connections.wait_idle(config.milter.drain_timeout):
-        log.warning("drain timeout: exiting with connections still open")
     log.info("sealgate milter stopped")
     return 0
 

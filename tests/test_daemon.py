@@ -1,0 +1,141 @@
+"""The daemon's life: SIGHUP reloads (and refuses a bad file), SIGTERM drains open connections,
+an inet socket gets TCP_NODELAY, and a big body is spooled to disk."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import milterscript
+from conftest import needs_root_and_postfix
+from sealgate.message import Message
+from sealgate.testbed.milter import MilterProcess, write_config
+from zones import txt
+
+pytestmark = needs_root_and_postfix()
+
+ZONE = txt("a.test", "v=spf1 ip4:192.0.2.0/24 -all")
+
+
+def config(tmp_path: Path, authserv_id: str, **milter: object) -> Path:
+    zone = tmp_path / "t.zone"
+    zone.write_text(ZONE)
+    return write_config(tmp_path / "m.conf", {
+        "milter": {"socket": f"unix:{tmp_path}/milter.sock", "internal_hosts": [], **milter},
+        "dns": {"backend": "zone", "zone_files": [str(zone)]},
+        "verify": {"authserv_id": authserv_id}})
+
+
+def wait_for(predicate, timeout: float = 10) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_sighup_reloads_and_a_bad_file_keeps_the_running_config(tmp_path: Path) -> None:
+    conf = config(tmp_path, "mx.one")
+    sock = tmp_path / "milter.sock"
+    with MilterProcess(conf, sock, tmp_path / "milter.log") as milter:
+        assert "INSERTED" in milterscript.run(tmp_path / "a.lua", sock, "192.0.2.1",
+                                              milterscript_expected("mx.one"))
+        config(tmp_path, "mx.two")
+        milter.signal(signal.SIGHUP)
+        assert wait_for(lambda: "configuration reloaded" in milter.log_text())
+        assert "INSERTED" in milterscript.run(tmp_path / "b.lua", sock, "192.0.2.1",
+                                              milterscript_expected("mx.two"))
+        conf.write_text("[verify]\nspf = 3\n")
+        milter.signal(signal.SIGHUP)
+        assert wait_for(lambda: "reload refused" in milter.log_text())
+        assert "[verify] spf = 3: expected true or false" in milter.log_text()
+        assert "INSERTED" in milterscript.run(tmp_path / "c.lua", sock, "192.0.2.1",
+                                              milterscript_expected("mx.two"))
+
+
+def milterscript_expected(authserv_id: str) -> str:
+    return (f" {authserv_id}; spf=none smtp.helo=mx.a.test; spf=pass smtp.mailfrom=a.test; "
+            'dkim=none reason="message not signed"; dmarc=none reason="no DMARC record" '
+            "header.from=a.test")
+
+
+def test_sigterm_lets_an_open_transaction_finish(tmp_path: Path) -> None:
+    sock = tmp_path / "milter.sock"
+    milter = MilterProcess(config(tmp_path, "mx.test"), sock, tmp_path / "milter.log").start()
+    lua = milterscript.script(tmp_path / "slow.lua", sock, "192.0.2.1", pause=2)
+    client = subprocess.Popen(["miltertest", "-s", str(lua)], stdout=subprocess.PIPE, text=True)
+    assert client.stdout is not None
+    assert client.stdout.readline().strip() == "SENT headers"
+    milter.signal(signal.SIGTERM)
+    rest = client.stdout.read()
+    assert client.wait(30) == 0
+    assert "REPLY continue" in rest
+    assert milter.stop() == 0
+    assert "draining open ones" in milter.log_text()
+    assert "sealgate milter stopped" in milter.log_text()
+
+
+def test_inet_socket_sets_tcp_nodelay(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    conf = config(tmp_path, "mx.test")
+    conf.write_text(conf.read_text().replace(f'unix:{tmp_path}/milter.sock',
+                                             f"inet:{port}@127.0.0.1"))
+    proc = subprocess.Popen([sys.executable, "-m", "sealgate", "milter", "--config", str(conf)],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        assert "listening on inet:" in proc.stderr.readline()
+        with socket.create_connection(("127.0.0.1", port)) as conn:
+            # Linux: accepted sockets inherit TCP_NODELAY from the listener; ask via ss.
+            time.sleep(0.2)
+            listing = subprocess.run(["ss", "-tnlpi", f"sport = :{port}"], capture_output=True,
+                                     text=True).stdout
+            assert conn and str(port) in listing
+        nodelay = subprocess.run(
+            [sys.executable, "-c", NODELAY_CHECK, str(proc.pid), str(port)],
+            capture_output=True, text=True)
+        assert nodelay.stdout.strip() == "1", nodelay.stderr
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+
+
+# Reads TCP_NODELAY off the daemon's own listening socket through pidfd_getfd.
+NODELAY_CHECK = """
+import os, socket, sys
+pid, port = int(sys.argv[1]), int(sys.argv[2])
+pidfd = os.pidfd_open(pid)
+for name in os.listdir(f"/proc/{pid}/fd"):
+    target = os.readlink(f"/proc/{pid}/fd/{name}")
+    if not target.startswith("socket:"):
+        continue
+    fd = __import__("ctypes").CDLL(None, use_errno=True).syscall(438, pidfd, int(name), 0)
+    if fd < 0:
+        continue
+    s = socket.socket(fileno=fd)
+    try:
+        if s.family == socket.AF_INET and s.type == socket.SOCK_STREAM and s.getsockname()[1] == port:
+            print(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) and 1)
+            break
+    finally:
+        s.close()
+"""
+
+
+def test_big_body_is_spooled_to_a_file(tmp_path: Path) -> None:
+    msg = Message.spooling(threshold=1024, spool_dir=str(tmp_path))
+    msg.body.write(b"x" * 4096)
+    assert list(tmp_path.iterdir()) or msg.body._rolled  # type: ignore[attr-defined]
+    assert msg.body._rolled  # type: ignore[attr-defined]
+    small = Message.spooling(threshold=1 << 20)
+    small.body.write(b"x" * 4096)
+    assert not small.body._rolled  # type: ignore[attr-defined]
