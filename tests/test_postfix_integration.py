@@ -6,8 +6,6 @@ from __future__ import annotations
 import base64
 import smtplib
 import subprocess
-import time
-from email.parser import BytesHeaderParser
 from pathlib import Path
 from typing import Iterator
 
@@ -15,8 +13,7 @@ import dkim
 import pytest
 
 from conftest import CORPORA, needs_root_and_postfix
-from sealgate.testbed.milter import MilterProcess, write_config
-from sealgate.testbed.postfix import PrivatePostfix, make_traversable
+from sealgate.testbed.gateway import Gateway
 from zones import txt
 
 pytestmark = needs_root_and_postfix()
@@ -31,53 +28,28 @@ def rsa_key() -> tuple[bytes, str]:
     return pem, base64.b64encode(der).decode()
 
 
-class Gateway:
-    """Postfix for b.test with sealgate in front, and the key good.test signs with."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.key, public = rsa_key()
-        zone = workdir / "test.zone"
-        zone.write_text("".join([
-            txt("good.test", "v=spf1 ip4:127.0.0.1 -all"),
-            txt("s1._domainkey.good.test", f"v=DKIM1; k=rsa; p={public}"),
-            txt("_dmarc.good.test", "v=DMARC1; p=reject"),
-            txt("bad.test", "v=spf1 -all"),
-            txt("_dmarc.bad.test", "v=DMARC1; p=reject"),
-            txt("fail.test", "v=spf1 -all"),
-        ]))
-        sock_dir = workdir / "run"
-        sock_dir.mkdir()
-        make_traversable(sock_dir)
-        self.milter = MilterProcess(
-            write_config(workdir / "sealgate.conf", {
-                "milter": {"socket": f"unix:{sock_dir}/milter.sock", "socket_mode": "0666",
-                           "internal_hosts": []},
-                "dns": {"backend": "zone", "zone_files": [str(zone)]},
-                "verify": {"authserv_id": AUTHSERV}}),
-            sock_dir / "milter.sock", workdir / "milter.log").start()
-        self.postfix = PrivatePostfix(workdir / "postfix", domain="b.test",
-                                      milter=self.milter.address).start()
-
-    def send(self, message: bytes, mail_from: str, helo: str = "client.good.test") -> None:
-        with smtplib.SMTP(self.postfix.host, self.postfix.port, local_hostname=helo,
-                          timeout=30) as smtp:
-            smtp.sendmail(mail_from, ["bob@b.test"], message)
-
-    def sign(self, message: bytes) -> bytes:
-        return dkim.sign(message, b"s1", b"good.test", self.key) + message
-
-    def stop(self) -> None:
-        self.postfix.stop()
-        self.milter.stop()
+@pytest.fixture(scope="module")
+def signing_key() -> tuple[bytes, str]:
+    return rsa_key()
 
 
 @pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    workdir = tmp_path_factory.mktemp("gateway")
-    make_traversable(workdir)
-    gw = Gateway(workdir)
-    yield gw
-    gw.stop()
+def gateway(tmp_path_factory: pytest.TempPathFactory,
+            signing_key: tuple[bytes, str]) -> Iterator[Gateway]:
+    zone = "".join([
+        txt("good.test", "v=spf1 ip4:127.0.0.1 -all"),
+        txt("s1._domainkey.good.test", f"v=DKIM1; k=rsa; p={signing_key[1]}"),
+        txt("_dmarc.good.test", "v=DMARC1; p=reject"),
+        txt("bad.test", "v=spf1 -all"),
+        txt("_dmarc.bad.test", "v=DMARC1; p=reject"),
+        txt("fail.test", "v=spf1 -all"),
+    ])
+    with Gateway(tmp_path_factory.mktemp("gateway"), "b.test", zone, AUTHSERV) as gw:
+        yield gw
+
+
+def sign(message: bytes, key: tuple[bytes, str]) -> bytes:
+    return dkim.sign(message, b"s1", b"good.test", key[0]) + message
 
 
 def message(sender: str, subject: str, extra: bytes = b"") -> bytes:
@@ -85,24 +57,13 @@ def message(sender: str, subject: str, extra: bytes = b"") -> bytes:
                     f"Message-ID: <{subject}@test>\r\n\r\nBody of {subject}.\r\n").encode()
 
 
-def wait_delivered(gateway: Gateway, subject: str, timeout: float = 20) -> list[str]:
-    """Authentication-Results headers (unfolded) of the delivered message with this Subject."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for path in gateway.postfix.maildir_messages():
-            headers = BytesHeaderParser().parsebytes(path.read_bytes())
-            if headers["Subject"] == subject:
-                return [" ".join(v.split()) for v in headers.get_all("Authentication-Results", [])]
-        time.sleep(0.1)
-    raise AssertionError(f"{subject} not delivered:\n{gateway.postfix.log_tail()}")
-
-
-def test_signed_aligned_mail_passes_spf_dkim_dmarc(gateway: Gateway) -> None:
-    msg = gateway.sign(message("alice@good.test", "signed"))
+def test_signed_aligned_mail_passes_spf_dkim_dmarc(gateway: Gateway,
+                                                  signing_key: tuple[bytes, str]) -> None:
+    msg = sign(message("alice@good.test", "signed"), signing_key)
     b_tag = dkim.util.parse_tag_value(msg.split(b"\r\n\r\n")[0].split(b":", 1)[1]
                                       .replace(b"\r\n", b""))[b"b"][:8].decode()
-    gateway.send(msg, "alice@good.test")
-    assert wait_delivered(gateway, "signed") == [
+    gateway.send(msg, "alice@good.test", helo="client.good.test")
+    assert gateway.authentication_results("signed") == [
         f"{AUTHSERV}; spf=none smtp.helo=client.good.test; spf=pass smtp.mailfrom=good.test; "
         f"dkim=pass header.d=good.test header.s=s1 header.a=rsa-sha256 header.b={b_tag}; "
         "dmarc=pass (p=reject) header.from=good.test policy.dmarc=reject"]
@@ -110,7 +71,7 @@ def test_signed_aligned_mail_passes_spf_dkim_dmarc(gateway: Gateway) -> None:
 
 def test_spf_fail_without_dmarc_is_delivered_and_recorded(gateway: Gateway) -> None:
     gateway.send(message("x@fail.test", "spf-fail"), "x@fail.test", helo="client.fail.test")
-    assert wait_delivered(gateway, "spf-fail") == [
+    assert gateway.authentication_results("spf-fail") == [
         f"{AUTHSERV}; spf=none smtp.helo=client.fail.test; "
         'spf=fail reason="SPF fail - not authorized" smtp.mailfrom=fail.test; '
         'dkim=none reason="message not signed"; '
@@ -124,11 +85,13 @@ def test_dmarc_reject_policy_refuses_with_550(gateway: Gateway) -> None:
     assert b"5.7.1 Rejected by DMARC policy of bad.test" in refused.value.smtp_error
 
 
-def test_forged_results_with_our_id_do_not_survive(gateway: Gateway) -> None:
+def test_forged_results_with_our_id_do_not_survive(gateway: Gateway,
+                                                  signing_key: tuple[bytes, str]) -> None:
     forged = (f"Authentication-Results: {AUTHSERV}; dmarc=pass header.from=bad.test\r\n"
               "Authentication-Results: elsewhere.example; spf=pass\r\n").encode()
-    gateway.send(gateway.sign(message("alice@good.test", "forged", forged)), "alice@good.test")
-    headers = wait_delivered(gateway, "forged")
+    gateway.send(sign(message("alice@good.test", "forged", forged), signing_key),
+                 "alice@good.test", helo="client.good.test")
+    headers = gateway.authentication_results("forged")
     ours = [h for h in headers if h.startswith(AUTHSERV)]
     assert len(ours) == 1 and "dmarc=pass (p=reject) header.from=good.test" in ours[0]
     assert "elsewhere.example; spf=pass" in headers
@@ -146,7 +109,7 @@ def test_mime_torture_corpus_never_crashes_the_milter(gateway: Gateway) -> None:
     outcomes: dict[str, str] = {}
     for path in corpus:
         try:
-            gateway.send(path.read_bytes(), "sender@fail.test", helo="client.fail.test")
+            gateway.send(path.read_bytes(), "sender@fail.test", "client.fail.test")
             outcomes[path.name] = "accepted"
         except smtplib.SMTPResponseException as exc:
             text = exc.smtp_error.decode(errors="replace")
