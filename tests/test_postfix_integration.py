@@ -11,6 +11,7 @@ from typing import Iterator
 
 import dkim
 import pytest
+from authres.core import QuotableValue
 
 from conftest import CORPORA, needs_root_and_postfix
 from sealgate.testbed.gateway import Gateway
@@ -60,12 +61,12 @@ def message(sender: str, subject: str, extra: bytes = b"") -> bytes:
 def test_signed_aligned_mail_passes_spf_dkim_dmarc(gateway: Gateway,
                                                   signing_key: tuple[bytes, str]) -> None:
     msg = sign(message("alice@good.test", "signed"), signing_key)
-    b_tag = dkim.util.parse_tag_value(msg.split(b"\r\n\r\n")[0].split(b":", 1)[1]
-                                      .replace(b"\r\n", b""))[b"b"][:8].decode()
+    b_tag = QuotableValue(dkim.util.parse_tag_value(msg.split(b"\r\n\r\n")[0].split(b":", 1)[1]
+                                                    .replace(b"\r\n", b""))[b"b"][:8].decode())
     gateway.send(msg, "alice@good.test", helo="client.good.test")
     assert gateway.authentication_results("signed") == [
         f"{AUTHSERV}; spf=none smtp.helo=client.good.test; spf=pass smtp.mailfrom=good.test; "
-        f"dkim=pass header.d=good.test header.s=s1 header.a=rsa-sha256 header.b={b_tag}; "
+        f"dkim=pass header.d=good.test header.s=s1 header.a=rsa-sha256 header.b={b_tag.quote_if_needed()}; "
         "dmarc=pass (p=reject) header.from=good.test policy.dmarc=reject"]
 
 
