@@ -10,8 +10,8 @@ from typing import Any
 
 def configure_logging(log_config: Any) -> None:
     root = logging.getLogger("sealgate")
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
+    for old in list(root.handlers):
+        root.removeHandler(old)
     handler: logging.Handler
     if log_config.target == "syslog":
         handler = logging.handlers.SysLogHandler(

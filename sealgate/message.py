@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass, field
 from email.utils import getaddresses
-from typing import BinaryIO, Iterator
+from typing import IO, Iterator
 
 READ_CHUNK = 65536
 
@@ -26,7 +26,7 @@ class Message:
     recipients: list[str] = field(default_factory=list)
     # Values exactly as received, leading space and folding included (DKIM simple canonicalization).
     headers: list[tuple[str, bytes]] = field(default_factory=list)
-    body: BinaryIO = field(default_factory=lambda: tempfile.SpooledTemporaryFile(1 << 20))
+    body: IO[bytes] = field(default_factory=lambda: tempfile.SpooledTemporaryFile(1 << 20))
     queue_id: str = "NOQUEUE"
     edits: list[HeaderEdit] = field(default_factory=list)
 
@@ -51,8 +51,8 @@ class Message:
                 name, value = msg.headers[-1]
                 msg.headers[-1] = (name, value + b"\r\n" + line)
             elif b":" in line:
-                name, _, value = line.partition(b":")
-                msg.headers.append((name.decode("ascii", "replace"), value))
+                raw_name, _, value = line.partition(b":")
+                msg.headers.append((raw_name.decode("ascii", "replace"), value))
         msg.body.write(body.replace(b"\n", b"\r\n"))
         return msg
 

@@ -10,7 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 
 import milterscript
 from conftest import needs_root_and_postfix

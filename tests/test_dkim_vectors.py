@@ -35,7 +35,7 @@ def vectors() -> list[tuple[str, list[str]]]:
 def test_fixed_vectors(resolver: ZoneFileResolver, name: str, expected: list[str]) -> None:
     results = verify_all((DKIMPY / name).read_bytes(), resolver, 1024)
     assert len(results) == len(expected)
-    for result, wanted in zip(results, expected):
+    for result, wanted in zip(results, expected, strict=True):
         assert result.result in wanted.split("/"), (name, result)
 
 

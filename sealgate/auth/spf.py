@@ -24,7 +24,8 @@ def _lookup(name: str, qtype: str, strict: bool = True, timeout: float = 20) -> 
         answer = _current.get().lookup(name, qtype)
     except DNSTempError as exc:
         raise spf.TempError(f"DNS {exc}") from None
-    for rdata in answer.records:
+    for record in answer.records:
+        rdata: Any = record
         rtype = dns.rdatatype.to_text(rdata.rdtype)
         if rtype in ("A", "AAAA"):
             value: Any = rdata.address

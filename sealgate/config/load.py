@@ -43,7 +43,7 @@ def _coerce(option: Option, value: Any) -> tuple[Any, str | None]:
         return value, expected
     if not isinstance(value, option.type):
         return value, expected
-    if option.type is list and not all(isinstance(v, str) for v in value):
+    if isinstance(value, list) and not all(isinstance(v, str) for v in value):
         return value, expected
     if option.check is not None:
         problem = option.check(value)

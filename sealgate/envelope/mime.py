@@ -8,7 +8,7 @@ import binascii
 import os
 from dataclasses import dataclass
 from email.message import Message as EmailMessage
-from typing import BinaryIO, Iterator
+from typing import IO, Iterator
 
 from sealgate.envelope.header import MAX_CONTROL_BYTES, EnvelopeError
 
@@ -27,7 +27,7 @@ def new_boundary() -> str:
     return "sealgate-" + os.urandom(16).hex()
 
 
-def write_body(out: BinaryIO, boundary: str, control: bytes, ciphertext: BinaryIO) -> None:
+def write_body(out: IO[bytes], boundary: str, control: bytes, ciphertext: IO[bytes]) -> None:
     b = boundary.encode()
     out.write(PREAMBLE + b"\r\n--" + b + b"\r\nContent-Type: " + PROTOCOL.encode() +
               b"\r\n\r\n" + control.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n") +
@@ -43,8 +43,9 @@ def envelope_boundary(content_type_value: str) -> str | None:
     """The boundary when this Content-Type is a sealgate envelope, else None."""
     msg = EmailMessage()
     msg["Content-Type"] = content_type_value
+    protocol = msg.get_param("protocol")
     if msg.get_content_type() != "multipart/encrypted" or \
-            (msg.get_param("protocol") or "").lower() != PROTOCOL:
+            not isinstance(protocol, str) or protocol.lower() != PROTOCOL:
         return None
     boundary = msg.get_boundary()
     if not boundary:
@@ -59,7 +60,7 @@ class Located:
     data_end: int
 
 
-def locate(body: BinaryIO, boundary: str) -> Located:
+def locate(body: IO[bytes], boundary: str) -> Located:
     """Offsets of the two parts: the control block (read) and the base64 data (left on disk)."""
     delimiter = b"--" + boundary.encode()
     body.seek(0)
@@ -81,7 +82,7 @@ def locate(body: BinaryIO, boundary: str) -> Located:
     return Located(control.strip(), data_start, data_end)
 
 
-def _find_closing(body: BinaryIO, closing: bytes, start: int) -> int:
+def _find_closing(body: IO[bytes], closing: bytes, start: int) -> int:
     position = start
     body.seek(position)
     carry = b""
@@ -95,7 +96,7 @@ def _find_closing(body: BinaryIO, closing: bytes, start: int) -> int:
     raise EnvelopeError("envelope data part has no closing boundary (truncated message)")
 
 
-def base64_blocks(body: BinaryIO, start: int, end: int) -> Iterator[bytes]:
+def base64_blocks(body: IO[bytes], start: int, end: int) -> Iterator[bytes]:
     """Decoded bytes of body[start:end], a block of whole lines at a time.
 
     Lines are 76 characters (a multiple of 4), so no base64 group crosses a line; characters

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import tempfile
 from dataclasses import dataclass
-from typing import BinaryIO, Callable, Sequence
+from typing import IO, Callable, Sequence
 
 import nacl.exceptions
 import nacl.signing
@@ -29,11 +29,11 @@ class Recipient:
 @dataclass(frozen=True)
 class Sealed:
     content_type: str
-    body: BinaryIO  # the whole MIME body, positioned at 0
+    body: IO[bytes]  # the whole MIME body, positioned at 0
     header: EnvelopeHeader
 
 
-def seal(plaintext: BinaryIO, recipients: Sequence[Recipient], *, kind: str, sender_domain: str,
+def seal(plaintext: IO[bytes], recipients: Sequence[Recipient], *, kind: str, sender_domain: str,
          signer_key_id: str, sign: Callable[[bytes], bytes], now: int,
          spool_threshold: int = 1 << 20, chunk_size: int = stream.DEFAULT_CHUNK) -> Sealed:
     """Encrypt `plaintext` once, wrap its key once per recipient, sign the control block."""
@@ -68,7 +68,7 @@ class Opened:
     located: mime.Located
 
 
-def parse(content_type: str, body: BinaryIO) -> Opened | None:
+def parse(content_type: str, body: IO[bytes]) -> Opened | None:
     """None when the message is not a sealgate envelope; EnvelopeError when it is a broken one."""
     boundary = mime.envelope_boundary(content_type)
     if boundary is None:
@@ -87,7 +87,7 @@ def verify_signature(opened: Opened, identity_public: bytes) -> None:
                             f"with identity key {opened.header.signer_key_id}") from None
 
 
-def decrypt(opened: Opened, body: BinaryIO, content_key: bytes, out: BinaryIO) -> None:
+def decrypt(opened: Opened, body: IO[bytes], content_key: bytes, out: IO[bytes]) -> None:
     """Write the original message to `out`; on EnvelopeError `out` holds garbage: discard it."""
     h = opened.header
     digest, size = stream.decrypt(

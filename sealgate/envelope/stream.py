@@ -4,7 +4,7 @@ the message; SHA-256 over the ciphertext, which the sender's signature covers.""
 from __future__ import annotations
 
 import hashlib
-from typing import BinaryIO, Iterator
+from typing import IO, Iterator
 
 import nacl.bindings as sodium
 import nacl.exceptions
@@ -17,7 +17,7 @@ TAG_MESSAGE = sodium.crypto_secretstream_xchacha20poly1305_TAG_MESSAGE
 DEFAULT_CHUNK = 64 * 1024
 
 
-def encrypt(plaintext: BinaryIO, key: bytes, out: BinaryIO,
+def encrypt(plaintext: IO[bytes], key: bytes, out: IO[bytes],
             chunk_size: int = DEFAULT_CHUNK) -> tuple[bytes, str, int]:
     """Encrypt all of `plaintext` into `out`; returns (stream header, SHA-256 hex, ciphertext size).
 
@@ -40,7 +40,7 @@ def encrypt(plaintext: BinaryIO, key: bytes, out: BinaryIO,
 
 
 def decrypt(ciphertext: Iterator[bytes], key: bytes, stream_header: bytes, chunk_size: int,
-            out: BinaryIO) -> tuple[str, int]:
+            out: IO[bytes]) -> tuple[str, int]:
     """Decrypt chunk by chunk into `out`; returns (SHA-256 hex of the ciphertext, its size).
 
     Raises EnvelopeError on any altered, reordered, truncated or extended chunk; the caller must

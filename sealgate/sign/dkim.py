@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from typing import BinaryIO, Callable
+from typing import IO, Callable
 
 import dkim
 from dkim.canonicalization import Relaxed
@@ -26,7 +26,7 @@ _WSP_EOL = re.compile(rb"[ \t]+\r\n")
 READ_CHUNK = 1 << 20
 
 
-def relaxed_body_hash(body: BinaryIO) -> bytes:
+def relaxed_body_hash(body: IO[bytes]) -> bytes:
     """SHA-256 of the relaxed-canonical body (RFC 6376 3.4.4), read a block of lines at a time."""
     digest = hashlib.sha256()
     body.seek(0)
