@@ -60,3 +60,19 @@ def test_zone_file_answers_follow_cnames_and_tell_nxdomain_from_nodata(tmp_path:
     assert resolver.lookup("b.test", "TXT").nxdomain is False  # empty non-terminal
     assert resolver.lookup("nope.test", "TXT").nxdomain is True
     assert resolver.lookup("a.b.test", "A").ttl == 60
+
+
+def test_a_real_zone_with_origin_and_soa_is_read(tmp_path: Path) -> None:
+    zone = tmp_path / "real.zone"
+    zone.write_text("$ORIGIN ex.test.\n$TTL 600\n@ IN SOA ns hostmaster 1 2 3 4 5\n@ IN NS ns\n"
+                    '@ IN TXT "hello"\nwww 60 IN A 192.0.2.1\n')
+    resolver = ZoneFileResolver([str(zone)])
+    assert resolver.lookup("ex.test", "TXT").texts() == [b"hello"]
+    assert resolver.lookup("www.ex.test", "A").ttl == 60
+
+
+def test_a_broken_zone_file_names_the_line(tmp_path: Path) -> None:
+    zone = tmp_path / "bad.zone"
+    zone.write_text("this is not a record\n")
+    with pytest.raises(ValueError, match=r"bad.zone:1: unknown rdatatype"):
+        ZoneFileResolver([str(zone)])

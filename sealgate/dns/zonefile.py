@@ -27,8 +27,13 @@ class ZoneFileResolver:
 
     def add_file(self, path: Path) -> None:
         try:
-            zone = dns.zone.from_file(str(path), origin=dns.name.root, relativize=False,
-                                      check_origin=False)
+            try:
+                zone = dns.zone.from_file(str(path), origin=dns.name.root, relativize=False,
+                                          check_origin=False)
+            except ValueError:
+                # A real zone with its SOA: read it at the origin its $ORIGIN names.
+                zone = dns.zone.from_file(str(path), origin=None, relativize=False,
+                                          check_origin=False)
         except (OSError, dns.exception.DNSException) as exc:
             raise ValueError(f"zone file {path}: {exc}") from None
         for name, node in zone.nodes.items():
