@@ -8,19 +8,17 @@ from __future__ import annotations
 
 import dkim
 
+from sealgate.auth import rsa_verify
 from sealgate.dns import DNSTempError, Resolver
 from sealgate.pipeline import AuthResult, Services, Transaction
 
-
-def _signature_count(message: bytes) -> int:
-    headers, _ = dkim.rfc822_parse(message)
-    return sum(1 for name, _ in headers if name.lower() == b"dkim-signature")
+rsa_verify.install()
 
 
 def verify_all(message: bytes, resolver: Resolver, min_key_bits: int) -> list[AuthResult]:
     """One result per DKIM-Signature header, in header order."""
-    count = _signature_count(message)
     verifier = dkim.DKIM(message, minkey=min_key_bits)
+    count = sum(1 for name, _ in verifier.headers if name.lower() == b"dkim-signature")
     keys_found: dict[str, bool] = {}
 
     def txt_lookup(name: bytes, timeout: float = 5) -> bytes | None:
