@@ -72,13 +72,18 @@ def wrap(recipient_public: bytes, content_key: bytes, context: bytes) -> tuple[b
     return ephemeral_public, wrapped
 
 
-def unwrap(private: bytes, ephemeral_public: bytes, wrapped: bytes, context: bytes) -> bytes:
-    """Open a slot made by `wrap` with the recipient's 32-byte X25519 private key."""
+def unwrap(private: bytes, ephemeral_public: bytes, wrapped: bytes, context: bytes,
+           own_public: bytes | None = None) -> bytes:
+    """Open a slot made by `wrap` with the recipient's 32-byte X25519 private key.
+
+    `own_public`, when the caller has it, spares recomputing the public key.
+    """
     if len(ephemeral_public) != PUBLIC_BYTES:
         raise WrapError(f"ephemeral public key must be {PUBLIC_BYTES} bytes, got {len(ephemeral_public)}")
     if len(wrapped) != WRAPPED_BYTES:
         raise WrapError(f"wrapped key must be {WRAPPED_BYTES} bytes, got {len(wrapped)}")
-    kek = _kek(_scalarmult(private, ephemeral_public), ephemeral_public, public_key(private), context)
+    kek = _kek(_scalarmult(private, ephemeral_public), ephemeral_public,
+               own_public or public_key(private), context)
     try:
         return sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(wrapped, context, _NONCE, kek)
     except nacl.exceptions.CryptoError:
