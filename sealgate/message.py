@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import tempfile
 from dataclasses import dataclass, field
 from email.utils import getaddresses
-from typing import IO, Iterator
+from typing import IO, Any, Iterator
 
 READ_CHUNK = 65536
 
@@ -14,7 +15,7 @@ READ_CHUNK = 65536
 class HeaderEdit:
     """A change the milter applies at end of message; `index` counts headers of that name from 1."""
 
-    action: str  # "add" | "insert" | "delete"
+    action: str  # "insert" (at the top) | "delete"
     name: str
     value: str = ""
     index: int = 0
@@ -29,6 +30,13 @@ class Message:
     body: IO[bytes] = field(default_factory=lambda: tempfile.SpooledTemporaryFile(1 << 20))
     queue_id: str = "NOQUEUE"
     edits: list[HeaderEdit] = field(default_factory=list)
+    # Set when a stage replaced the whole message (decrypted or encrypted it): the headers the
+    # MTA still has, which the milter must delete before adding `headers` and the new body.
+    mta_headers: list[tuple[str, bytes]] | None = None
+    kept: list[tuple[str, bytes]] = field(default_factory=list)
+    removed_recipients: list[str] = field(default_factory=list)
+    # Destination domain -> what key discovery found, filled at RCPT (sealgate.policy.outbound).
+    domain_keys: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def spooling(cls, threshold: int, spool_dir: str | None = None) -> "Message":
@@ -74,11 +82,72 @@ class Message:
         while chunk := self.body.read(READ_CHUNK):
             yield chunk
 
+    def header_block(self) -> bytes:
+        """Headers in wire form (CRLF), ending with the empty line."""
+        return b"".join(n.encode("ascii", "replace") + b":" + v.replace(b"\r\n", b"\n")
+                        .replace(b"\n", b"\r\n") + b"\r\n" for n, v in self.headers) + b"\r\n"
+
     def as_bytes(self) -> bytes:
-        """Header block and body in wire form (CRLF), as DKIM canonicalization expects."""
-        head = b"".join(n.encode("ascii", "replace") + b":" + v.replace(b"\r\n", b"\n")
-                        .replace(b"\n", b"\r\n") + b"\r\n" for n, v in self.headers)
-        return head + b"\r\n" + b"".join(self.iter_body())
+        """Header block and body in wire form, as DKIM canonicalization expects."""
+        return self.header_block() + b"".join(self.iter_body())
+
+    def wire_reader(self) -> IO[bytes]:
+        """The whole message as a file, without copying the body: what an envelope encrypts."""
+        self.body.seek(0)
+        return io.BufferedReader(_Chain([io.BytesIO(self.header_block()), self.body]))
+
+    def replace(self, headers: list[tuple[str, bytes]], body: IO[bytes],
+                trace: list[tuple[str, bytes]] | None = None) -> None:
+        """Become another message; the MTA's copy is replaced at end of message, except the
+        `trace` headers (already there), which stay on top."""
+        if self.mta_headers is None:
+            self.mta_headers = list(self.headers)
+        self.kept = list(trace or [])
+        self.headers = self.kept + headers
+        self.body.close()
+        self.body = body
+
+    def content_type(self) -> str:
+        values = self.header_values("Content-Type")
+        return " ".join(values[0].decode("utf-8", "replace").split()) if values else ""
 
     def close(self) -> None:
         self.body.close()
+
+
+def parse_message(source: IO[bytes], threshold: int) -> Message:
+    """Split a spooled wire-form message into headers and a new spooled body (for decryption)."""
+    source.seek(0)
+    head = b""
+    while b"\r\n\r\n" not in head:
+        block = source.read(READ_CHUNK)
+        if not block:
+            break
+        head += block
+    header_text, _, rest = head.partition(b"\r\n\r\n")
+    msg = Message.from_bytes(header_text + b"\r\n\r\n", threshold=threshold)
+    msg.body.close()
+    msg.body = tempfile.SpooledTemporaryFile(threshold)
+    msg.body.write(rest)
+    while block := source.read(READ_CHUNK):
+        msg.body.write(block)
+    return msg
+
+
+class _Chain(io.RawIOBase):
+    """Read several files one after another."""
+
+    def __init__(self, parts: list[IO[bytes]]) -> None:
+        self.parts = parts
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: "bytearray | memoryview") -> int:  # type: ignore[override]
+        while self.parts:
+            data = self.parts[0].read(len(buffer))
+            if data:
+                buffer[:len(data)] = data
+                return len(data)
+            self.parts.pop(0)
+        return 0

@@ -80,6 +80,7 @@ class Services:
 
     config: Any
     resolver: Resolver
+    keys: Any = None  # KeystoreClient, when [milter] use_keystore is on
     clock: Callable[[], float] = time.time
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sealgate.auth import arc, dkim, dmarc, header, spf
 from sealgate.pipeline import Services, Stage, Transaction, Verdict
 from sealgate.policy import authentication
+from sealgate.tlspolicy import requirement as tls_requirement
 
 
 def decide(txn: Transaction, services: Services) -> Verdict | None:
@@ -17,4 +18,5 @@ def incoming_stages(verify_config: object) -> list[tuple[str, Stage]]:
     stages: list[tuple[str, Stage]] = [(name, fn) for name, fn in enabled.items()
                                        if getattr(verify_config, name)]
     # The header goes on before the decision, so a quarantined message carries its results.
-    return stages + [("authentication-results", header.stage), ("policy", decide)]
+    return [("tls", tls_requirement.stage)] + stages + [("authentication-results", header.stage),
+                                                        ("policy", decide)]

@@ -26,7 +26,8 @@ def config(tmp_path: Path, authserv_id: str, **milter: object) -> Path:
     zone = tmp_path / "t.zone"
     zone.write_text(ZONE)
     return write_config(tmp_path / "m.conf", {
-        "milter": {"socket": f"unix:{tmp_path}/milter.sock", "internal_hosts": [], **milter},
+        "milter": {"socket": f"unix:{tmp_path}/milter.sock", "internal_hosts": [],
+                   "use_keystore": False, **milter},
         "dns": {"backend": "zone", "zone_files": [str(zone)]},
         "verify": {"authserv_id": authserv_id}})
 
@@ -60,7 +61,7 @@ def test_sighup_reloads_and_a_bad_file_keeps_the_running_config(tmp_path: Path) 
 
 
 def milterscript_expected(authserv_id: str) -> str:
-    return (f" {authserv_id}; spf=none smtp.helo=mx.a.test; spf=pass smtp.mailfrom=a.test; "
+    return (f" {authserv_id}; x-tls=none; spf=none smtp.helo=mx.a.test; spf=pass smtp.mailfrom=a.test; "
             'dkim=none reason="message not signed"; dmarc=none reason="no DMARC record" '
             "header.from=a.test")
 

@@ -23,7 +23,7 @@ def milter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilterProcess]:
     zone.write_text(ZONE)
     socket = tmp_path / "milter.sock"
     conf = write_config(tmp_path / "m.conf", {
-        "milter": {"socket": f"unix:{socket}", "internal_hosts": []},
+        "milter": {"socket": f"unix:{socket}", "internal_hosts": [], "use_keystore": False},
         "dns": {"backend": "zone", "zone_files": [str(zone)]},
         "verify": {"authserv_id": "mx.test"}})
     with MilterProcess(conf, socket, tmp_path / "milter.log") as proc:
@@ -36,7 +36,7 @@ def run_script(tmp_path: Path, milter: MilterProcess, ip: str, expected: str) ->
 
 def test_pass_adds_our_header_and_removes_the_forged_one(tmp_path: Path,
                                                          milter: MilterProcess) -> None:
-    expected = (" mx.test; spf=none smtp.helo=mx.a.test; spf=pass smtp.mailfrom=a.test; "
+    expected = (" mx.test; x-tls=none; spf=none smtp.helo=mx.a.test; spf=pass smtp.mailfrom=a.test; "
                 "dkim=none reason=\"message not signed\"; "
                 "dmarc=pass (p=reject) header.from=a.test policy.dmarc=reject")
     out = run_script(tmp_path, milter, "192.0.2.1", expected)

@@ -65,7 +65,7 @@ def test_signed_aligned_mail_passes_spf_dkim_dmarc(gateway: Gateway,
                                                     .replace(b"\r\n", b""))[b"b"][:8].decode())
     gateway.send(msg, "alice@good.test", helo="client.good.test")
     assert gateway.authentication_results("signed") == [
-        f"{AUTHSERV}; spf=none smtp.helo=client.good.test; spf=pass smtp.mailfrom=good.test; "
+        f"{AUTHSERV}; x-tls=none; spf=none smtp.helo=client.good.test; spf=pass smtp.mailfrom=good.test; "
         f"dkim=pass header.d=good.test header.s=s1 header.a=rsa-sha256 header.b={b_tag.quote_if_needed()}; "
         "dmarc=pass (p=reject) header.from=good.test policy.dmarc=reject"]
 
@@ -73,7 +73,7 @@ def test_signed_aligned_mail_passes_spf_dkim_dmarc(gateway: Gateway,
 def test_spf_fail_without_dmarc_is_delivered_and_recorded(gateway: Gateway) -> None:
     gateway.send(message("x@fail.test", "spf-fail"), "x@fail.test", helo="client.fail.test")
     assert gateway.authentication_results("spf-fail") == [
-        f"{AUTHSERV}; spf=none smtp.helo=client.fail.test; "
+        f"{AUTHSERV}; x-tls=none; spf=none smtp.helo=client.fail.test; "
         'spf=fail reason="SPF fail - not authorized" smtp.mailfrom=fail.test; '
         'dkim=none reason="message not signed"; '
         'dmarc=none reason="no DMARC record" header.from=fail.test']

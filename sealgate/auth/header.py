@@ -45,5 +45,10 @@ def forged_edits(txn: Transaction, authserv_id: str) -> list[HeaderEdit]:
 
 def stage(txn: Transaction, services: Services) -> None:
     authserv_id = services.config.verify.authserv_id
-    txn.message.edits.extend(forged_edits(txn, authserv_id))
-    txn.message.edits.append(HeaderEdit("insert", HEADER, header_value(authserv_id, txn.results)))
+    msg = txn.message
+    if msg.mta_headers is not None:  # a replaced message: its headers are all written anew
+        msg.headers = [(n, v) for n, v in msg.headers
+                       if n.lower() != HEADER.lower() or authserv_id_of(v) != authserv_id.lower()]
+    else:
+        msg.edits.extend(forged_edits(txn, authserv_id))
+    msg.edits.append(HeaderEdit("insert", HEADER, header_value(authserv_id, txn.results)))

@@ -65,6 +65,37 @@ def milter_socket(value: Any) -> str | None:
     return "unix:/path/to/socket or inet:PORT@HOST"
 
 
+def domain_list(value: Any) -> str | None:
+    for item in value:
+        labels = item.rstrip(".").split(".")
+        if not all(label and len(label) < 64 and label.replace("-", "").replace("_", "").isalnum()
+                   and label.isascii() for label in labels):
+            return f"domain names such as \"example.org\" (bad entry {item!r})"
+    return None
+
+
+def refusal_code(value: Any) -> str | None:
+    if value == "530" or (len(value) == 3 and value.isdigit() and value[0] == "4"):
+        return None
+    return "\"530\" or a 4xx code such as \"450\""
+
+
+def listen_address(value: Any) -> str | None:
+    """host:port for a TCP listener, or empty for none."""
+    host, sep, port = value.rpartition(":")
+    if not value or (sep and host.strip("[]") and port.isdigit() and 0 < int(port) < 65536):
+        return None
+    return "host:port such as \"127.0.0.1:8470\", or \"\" for none"
+
+
+def public_url(value: Any) -> str | None:
+    return None if value == "" or value.startswith(("https://", "http://")) else "an https:// URL, or \"\""
+
+
+def non_negative(value: Any) -> str | None:
+    return None if value >= 0 else "a number 0 or greater"
+
+
 OPTIONS: tuple[Option, ...] = (
     # [milter] — the daemon and its socket
     Option("milter", "socket", str, "unix:/run/sealgate/milter.sock",
@@ -83,6 +114,36 @@ OPTIONS: tuple[Option, ...] = (
            cidr_list),
     Option("milter", "drain_timeout", int, 30,
            "Seconds SIGTERM waits for open connections to finish before exiting.", positive),
+    Option("milter", "use_keystore", bool, True,
+           "Sign, encrypt and decrypt through the keystore; false: verify incoming mail only and "
+           "pass outgoing mail through."),
+    # [outbound] — mail we send
+    Option("outbound", "default_policy", str, "opportunistic",
+           "Encryption to a destination domain: require, opportunistic or never "
+           "(a domain whose record says e=req is always require).",
+           one_of("require", "opportunistic", "never")),
+    Option("outbound", "require_domains", list, [],
+           "Destination domains whose mail must leave encrypted, or be refused.", domain_list),
+    Option("outbound", "never_domains", list, [],
+           "Destination domains whose mail always leaves in plaintext.", domain_list),
+    Option("outbound", "mixed", str, "plaintext",
+           "Opportunistic message with keyed and unkeyed recipients: plaintext (to all) or split "
+           "(envelope to keyed domains, a plaintext copy re-injected for the others).",
+           one_of("plaintext", "split")),
+    Option("outbound", "reinject", str, "127.0.0.1:10026",
+           "HOST:PORT of a Postfix smtpd without milters that takes split-off plaintext copies "
+           "(docs/transport.md)."),
+    Option("outbound", "dkim_sign", bool, True,
+           "DKIM-sign outgoing mail of our domains (Ed25519 and RSA, RFC 8463)."),
+    # [inbound] — envelopes and downgrades in mail we receive
+    Option("inbound", "downgrade_action", str, "tag",
+           "Plaintext from a domain whose record says encryption is required: tag "
+           "(sealgate=fail in Authentication-Results) or reject.", one_of("tag", "reject")),
+    # [envelope] — what stays visible outside an envelope
+    Option("envelope", "outer_headers", list, ["From", "To", "Cc", "Date", "Message-ID"],
+           "Headers copied to the outside of a transport envelope; all others travel only inside."),
+    Option("envelope", "subject_placeholder", str, "...",
+           "Subject shown outside a transport envelope (RFC 9788)."),
     # [log]
     Option("log", "target", str, "stderr", "Where log lines go: stderr or syslog.",
            one_of("stderr", "syslog")),
@@ -129,6 +190,83 @@ OPTIONS: tuple[Option, ...] = (
     Option("verify", "temperror_action", str, "tempfail-if-reject",
            "What a DNS temperror does: tempfail-if-reject (only where a DMARC reject could apply), "
            "tempfail (always) or accept.", one_of("tempfail-if-reject", "tempfail", "accept")),
+    # [tls] — inbound TLS requirement and the outbound TLS policy server (docs/tls.md)
+    Option("tls", "required_networks", list, [],
+           "Client networks that must use TLS.", cidr_list),
+    Option("tls", "required_domains", list, [],
+           "HELO names and MAIL FROM domains (with their subdomains) that must use TLS.",
+           domain_list),
+    Option("tls", "min_version", str, "TLSv1.2",
+           "Oldest TLS version accepted from a peer that must use TLS.",
+           one_of("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")),
+    Option("tls", "use_dns_record", bool, True,
+           "Peers whose HELO or MAIL FROM domain publishes t=req in its `_sealgate` record "
+           "must use TLS."),
+    Option("tls", "dns_error_action", str, "tempfail-if-known",
+           "When that record cannot be looked up: tempfail-if-known (only for a domain seen "
+           "with t=req within known_required_seconds), tempfail (always) or accept.",
+           one_of("tempfail-if-known", "tempfail", "accept")),
+    Option("tls", "known_required_seconds", int, 604800,
+           "How long a domain whose record said t=req stays known as requiring TLS.", positive),
+    Option("tls", "refusal_code", str, "530",
+           "Reply to a peer that must use TLS and did not: 530 (5.7.0, refused) "
+           "or a 4xx (4.7.0, retried).", refusal_code),
+    Option("tls", "policy_socket", str, "unix:/run/sealgate/tls-policy.sock",
+           "Where `sealgate policy serve` answers Postfix's socketmap queries: "
+           "unix:/path or inet:PORT@HOST.", milter_socket),
+    Option("tls", "policy_socket_mode", str, "0660",
+           "Permissions of the policy unix socket; group-writable for Postfix (in group sealgate).",
+           octal_mode),
+    Option("tls", "policy_map_name", str, "sealgate",
+           "The socketmap name the server answers (the last part of socketmap:unix:/path:NAME)."),
+    Option("tls", "policy_level", str, "encrypt",
+           "Policy returned for destinations whose record says t=req: encrypt (TLS mandatory), "
+           "verify (also a trusted certificate for the MX name) "
+           "or secure (trusted, matching the domain).", one_of("encrypt", "verify", "secure")),
+    # [keystore] — the key service, its storage, publication and discovery (docs/keystore.md)
+    Option("keystore", "socket", str, "/run/sealgate/keystore.sock",
+           "Unix socket of the keystore service, for the milter and the admin tools."),
+    Option("keystore", "socket_mode", str, "0660",
+           "Permissions of the keystore socket; only its owner and group (sealgate) may connect.",
+           octal_mode),
+    Option("keystore", "socket_group", str, "sealgate",
+           "Group given to the keystore socket when that group exists."),
+    Option("keystore", "timeout", float, 2.0,
+           "Seconds a client waits for one keystore operation before treating the keystore as unavailable.",
+           positive),
+    Option("keystore", "workers", int, 0,
+           "Processes answering the keystore socket; 0 means one per CPU.", non_negative),
+    Option("keystore", "max_request", int, 65536,
+           "Largest request in bytes the keystore socket accepts; larger ones are refused.", positive),
+    Option("keystore", "database", str, "/var/lib/sealgate/keystore.db",
+           "SQLite database of keys, history, published bundles and other domains' cached bundles."),
+    Option("keystore", "master_key_file", str, "/etc/sealgate/keystore.key",
+           "File (mode 0600) with the master key that encrypts private keys; created by `keys init`."),
+    Option("keystore", "master_key_credential", str, "keystore.key",
+           "Name of the master key in $CREDENTIALS_DIRECTORY (systemd LoadCredential=), used when present."),
+    Option("keystore", "directory_listen", str, "127.0.0.1:8470",
+           "host:port of the read-only public key directory (HTTP, behind your web server); \"\" disables it.",
+           listen_address),
+    Option("keystore", "public_url", str, "",
+           "Base URL where other domains fetch our bundles; empty means https://<this host's name>.",
+           public_url),
+    Option("keystore", "dns_ttl", int, 3600, "TTL of the records `sealgate keys dns` prints.", positive),
+    Option("keystore", "encryption_required", bool, False,
+           "Publish e=req: our domains require encrypted mail."),
+    Option("keystore", "tls_required", bool, False, "Publish t=req: our MX hosts require TLS."),
+    Option("keystore", "transport_window_days", int, 7,
+           "Days each transport key is the newest before the next one starts.", positive),
+    Option("keystore", "transport_overlap_days", int, 7,
+           "Days a transport key stays valid after its successor starts (for cached bundles).", positive),
+    Option("keystore", "transport_grace_days", int, 5,
+           "Days a transport private key is kept after its validity ends (mail queued in transit), "
+           "then destroyed.", non_negative),
+    Option("keystore", "maintenance_interval", int, 300,
+           "Seconds between the service's rotation and destruction checks.", positive),
+    Option("keystore", "fetch_timeout", float, 10.0,
+           "Seconds to fetch another domain's bundle before counting it a temporary failure.", positive),
+    Option("keystore", "max_bundle_size", int, 262144,
+           "Largest bundle in bytes accepted from another domain.", positive),
 )
 
 SECTIONS: tuple[str, ...] = tuple(dict.fromkeys(o.section for o in OPTIONS))

@@ -10,8 +10,10 @@ import Milter
 
 from sealgate import pipeline, verify
 from sealgate.message import Message
-from sealgate.pipeline import Services, Session, Transaction, Verdict
+from sealgate.pipeline import Services, Session, Stage, Transaction, Verdict
 from sealgate.policy.direction import is_outgoing
+from sealgate.tlspolicy import requirement
+from sealgate.transport import inbound, outbound
 
 log = logging.getLogger("sealgate")
 
@@ -80,7 +82,6 @@ class SealgateMilter(Milter.Base):
 
     # message-level callbacks
 
-    @Milter.noreply
     def envfrom(self, mailfrom: str, *esmtp: str) -> int:
         self._discard_message()
         self.services_now = type(self).services
@@ -88,14 +89,27 @@ class SealgateMilter(Milter.Base):
         self.session.auth_user = self.getsymval("{auth_authen}") or ""
         self.session.outgoing = is_outgoing(self.session.client_ip, self.session.auth_user,
                                             cfg.internal_hosts)
+        # TLS macros again: a client that did not repeat EHLO after STARTTLS (if the MTA sends
+        # them at MAIL, docs/tls.md).
+        self.session.tls = {m: v for m in TLS_MACROS if (v := self.getsymval(m))} or self.session.tls
         self.message = Message.spooling(cfg.spool_threshold, cfg.spool_dir)
         self.message.mail_from = mailfrom.strip("<>")
-        return Milter.CONTINUE
+        self.message.queue_id = self.getsymval("i") or "NOQUEUE"
+        refused = requirement.check(self.session, self.message.mail_from, self.services_now)
+        return Milter.CONTINUE if refused is None else self._answer(refused)
 
-    @Milter.noreply
     def envrcpt(self, to: str, *esmtp: str) -> int:
-        if self.message is not None:
-            self.message.recipients.append(to.strip("<>"))
+        if self.message is None:
+            return Milter.CONTINUE
+        recipient = to.strip("<>")
+        if self.session.outgoing and self.services_now.keys is not None:
+            refused = outbound.check_recipient(self.session, self.message, recipient,
+                                               self.services_now)
+            if refused is not None:
+                log.info("queue_id=%s to=<%s> refused: %s %s %s", self.message.queue_id,
+                         recipient, refused.code, refused.dsn, refused.text)
+                return self._answer(refused)
+        self.message.recipients.append(recipient)
         return Milter.CONTINUE
 
     @Milter.noreply
@@ -119,15 +133,11 @@ class SealgateMilter(Milter.Base):
         msg = self.message
         if msg is None:
             return Milter.CONTINUE
-        msg.queue_id = self.getsymval("i") or "NOQUEUE"
+        msg.queue_id = self.getsymval("i") or msg.queue_id
         txn = Transaction(self.session, msg)
-        if self.session.outgoing:
-            verdict = Verdict("accept")  # outgoing mail is signed and encrypted by later stages
-        else:
-            verdict = pipeline.run(verify.incoming_stages(self.services_now.config.verify),
-                                   txn, self.services_now)
-            if verdict.action in ("accept", "quarantine"):
-                self._apply_edits(msg)
+        verdict = pipeline.run(self._stages(), txn, self.services_now)
+        if verdict.action in ("accept", "quarantine"):
+            self._apply(msg)
         self._log(txn, verdict)
         self._discard_message()
         return self._answer(verdict)
@@ -138,15 +148,47 @@ class SealgateMilter(Milter.Base):
 
     # helpers
 
-    def _apply_edits(self, msg: Message) -> None:
+    def _stages(self) -> list[tuple[str, Stage]]:
+        """Outgoing: sign and encrypt; incoming: decrypt, then verify. Without a keystore only
+        incoming mail is touched."""
+        svc = self.services_now
+        if self.session.outgoing:
+            return [("outbound", outbound.stage)] if svc.keys is not None else []
+        transport: list[tuple[str, Stage]] = [("inbound", inbound.stage)] \
+            if svc.keys is not None else []
+        return transport + verify.incoming_stages(svc.config.verify)
+
+    def _apply(self, msg: Message) -> None:
+        """Put the pipeline's changes into the MTA's copy: a replaced message first, then edits."""
+        for recipient in msg.removed_recipients:
+            self.delrcpt(f"<{recipient}>")
+        if msg.mta_headers is not None:
+            self._replace(msg)
         for edit in msg.edits:
             if edit.action == "delete":
                 self.chgheader(edit.name, edit.index, "")
-            elif edit.action == "insert":
+            else:
                 # P_HDR_LEADSPC is negotiated: the value is used verbatim, so give it its space.
                 self.addheader(edit.name, " " + edit.value, 0)
+
+    def _replace(self, msg: Message) -> None:
+        """Delete what the MTA has (but the kept trace headers), add the new headers and body."""
+        assert msg.mta_headers is not None
+        kept = list(msg.kept)
+        counts: dict[str, int] = {}
+        doomed: list[tuple[str, int]] = []
+        for name, value in msg.mta_headers:
+            counts[name.lower()] = counts.get(name.lower(), 0) + 1
+            if (name, value) in kept:
+                kept.remove((name, value))
             else:
-                self.addheader(edit.name, " " + edit.value)
+                doomed.append((name, counts[name.lower()]))
+        for name, index in reversed(doomed):  # highest index first: the others keep theirs
+            self.chgheader(name, index, "")
+        for name, value in msg.headers[len(msg.kept):]:
+            self.addheader(name, value.replace(b"\r\n", b"\n").decode("utf-8", "surrogateescape"))
+        for chunk in msg.iter_body():
+            self.replacebody(chunk)
 
     def _answer(self, verdict: Verdict) -> int:
         if verdict.action == "tempfail":

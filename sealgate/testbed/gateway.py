@@ -16,8 +16,10 @@ from sealgate.testbed.postfix import PrivatePostfix, TestbedError, make_traversa
 
 class Gateway:
     def __init__(self, workdir: Path, domain: str, zone: str, authserv_id: str,
-                 settings: dict[str, dict[str, Any]] | None = None) -> None:
-        """`settings` are extra config sections merged over the gateway's own."""
+                 settings: dict[str, dict[str, Any]] | None = None,
+                 **postfix_options: Any) -> None:
+        """`settings` are config sections merged over the gateway's own; `postfix_options` go to
+        PrivatePostfix (extra_main, extra_master, delivery, relay_port ...)."""
         self.workdir = workdir
         self.domain = domain
         workdir.mkdir(parents=True, exist_ok=True)
@@ -29,16 +31,17 @@ class Gateway:
         sections: dict[str, dict[str, Any]] = {
             # 0666: the test's smtpd runs as user postfix, outside any sealgate group.
             "milter": {"socket": f"unix:{sock_dir}/milter.sock", "socket_mode": "0666",
-                       "internal_hosts": []},
+                       "internal_hosts": [], "use_keystore": False},
             "dns": {"backend": "zone", "zone_files": [str(zone_path)]},
             "verify": {"authserv_id": authserv_id}}
         for section, values in (settings or {}).items():
             sections.setdefault(section, {}).update(values)
+        self.socket_dir = sock_dir
         self.config_path = write_config(workdir / "sealgate.conf", sections)
         self.milter = MilterProcess(self.config_path, sock_dir / "milter.sock",
                                     workdir / "milter.log")
         self.postfix = PrivatePostfix(workdir / "postfix", domain=domain,
-                                      milter=self.milter.address)
+                                      milter=self.milter.address, **postfix_options)
 
     def start(self) -> "Gateway":
         self.milter.start()

@@ -1,0 +1,1 @@
+"""Gateway-to-gateway encryption: the outbound (sign, encrypt) and inbound (decrypt) stages."""

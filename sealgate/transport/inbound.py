@@ -1,0 +1,112 @@
+"""Incoming mail: open a transport envelope addressed to us and put the original in its place, so
+the verification stages that follow see plain mail; and tag plaintext that should have been sealed."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+
+from sealgate.envelope.header import EnvelopeError
+from sealgate.envelope.seal import Opened, decrypt, parse, verify_signature
+from sealgate.keystore.client import KeystoreError, KeystoreUnavailable
+from sealgate.message import Message, parse_message
+from sealgate.pipeline import AuthResult, Services, Transaction, Verdict
+
+log = logging.getLogger("sealgate")
+METHOD = "sealgate"
+
+
+class Refused(Exception):
+    """An envelope we will not deliver; `temporary` when the cause may pass (retry later)."""
+
+    def __init__(self, text: str, temporary: bool = False) -> None:
+        super().__init__(text)
+        self.temporary = temporary
+
+
+def open_slot(opened: Opened, services: Services) -> tuple[str, bytes]:
+    """(key id, content key) from the first slot one of our keys opens."""
+    problems = []
+    for slot in opened.header.slots:
+        try:
+            return slot.key_id, services.keys.unwrap(slot.key_id, slot.ephemeral_public,
+                                                     slot.wrapped, slot.context(opened.header.stream_header))
+        except KeystoreError as exc:
+            if exc.code != "not-found":
+                problems.append(str(exc))
+    if problems:
+        raise Refused("sealgate envelope cannot be opened: " + "; ".join(problems))
+    raise Refused("sealgate envelope is not addressed to any key of this gateway")
+
+
+def check_sender(opened: Opened, services: Services) -> None:
+    domain = opened.header.sender_domain
+    answer = services.keys.bundle(domain)
+    if answer.status == "temporary":
+        raise Refused(f"key bundle of sender {domain} unavailable now ({answer.reason})", True)
+    if not answer.found or answer.identity is None:
+        raise Refused(f"sender {domain} has no valid sealgate key bundle "
+                      f"({answer.reason or answer.status})")
+    if answer.identity.key_id != opened.header.signer_key_id:
+        raise Refused(f"envelope signed by key {opened.header.signer_key_id}, but the identity "
+                      f"key of {domain} is {answer.identity.key_id}")
+    verify_signature(opened, answer.identity.public)
+
+
+def open_envelope(msg: Message, opened: Opened, services: Services) -> str:
+    """Replace `msg` by the original inside; returns the key id that opened it."""
+    key_id, content_key = open_slot(opened, services)
+    check_sender(opened, services)
+    threshold = services.config.milter.spool_threshold
+    with tempfile.SpooledTemporaryFile(threshold) as plaintext:
+        decrypt(opened, msg.body, content_key, plaintext)
+        original = parse_message(plaintext, threshold)
+    # Received headers added since the envelope left the sender stay on top of the original.
+    msg.replace(original.headers, original.body,
+                trace=[(n, v) for n, v in msg.headers if n.lower() == "received"])
+    return key_id
+
+
+def downgrade(msg: Message, services: Services) -> AuthResult:
+    """Plaintext: sealgate=fail when the sender's domain says it always encrypts, else none."""
+    domains = msg.from_domains()
+    if len(set(domains)) != 1 or not domains[0]:
+        return AuthResult(METHOD, "none")
+    answer = services.keys.bundle(domains[0])
+    if answer.status == "temporary":
+        return AuthResult(METHOD, "temperror", [("header", "from", domains[0])], reason=answer.reason)
+    if answer.found and answer.encryption_required:
+        return AuthResult(METHOD, "fail", [("header", "from", domains[0])],
+                          reason="downgrade: plaintext from a domain that requires encryption")
+    return AuthResult(METHOD, "none")
+
+
+def stage(txn: Transaction, services: Services) -> Verdict | None:
+    msg = txn.message
+    try:
+        opened = parse(msg.content_type(), msg.body)
+        if opened is None or opened.header.kind != "transport":
+            result = downgrade(msg, services)
+            txn.results.append(result)
+            if result.result == "fail" and services.config.inbound.downgrade_action == "reject":
+                return Verdict.reject(f"{result.prop('header', 'from')} requires encryption; "
+                                      "plaintext refused (downgrade)", "550", "5.7.5")
+            return None
+        key_id = open_envelope(msg, opened, services)
+    except KeystoreUnavailable as exc:
+        log.error("queue_id=%s keystore unavailable: %s", msg.queue_id, exc)
+        return Verdict.tempfail("Key service unavailable, try again later")
+    except Refused as exc:
+        txn.results.append(AuthResult(METHOD, "temperror" if exc.temporary else "fail",
+                                      reason=str(exc)))
+        if exc.temporary:
+            return Verdict("tempfail", str(exc), "451", "4.7.5")
+        return Verdict.reject(str(exc), "550", "5.7.5")
+    except EnvelopeError as exc:
+        txn.results.append(AuthResult(METHOD, "fail", reason=str(exc)))
+        return Verdict.reject(f"sealgate envelope refused: {exc}", "550", "5.7.5")
+    log.info("queue_id=%s opened envelope of %s with our key %s", msg.queue_id,
+             opened.header.sender_domain, key_id)
+    txn.results.append(AuthResult(METHOD, "pass", [("header", "d", opened.header.sender_domain),
+                                                   ("header", "key-id", opened.header.signer_key_id)]))
+    return None

@@ -1,0 +1,138 @@
+"""Outgoing mail: per-recipient policy at RCPT, then at end of message DKIM-sign the original,
+seal it for the keyed domains and DKIM-sign the envelope; plaintext copies split off as planned."""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+
+from sealgate.envelope.seal import Recipient, seal
+from sealgate.keystore.client import KeystoreError, KeystoreUnavailable
+from sealgate.message import HeaderEdit, Message
+from sealgate.pipeline import Services, Session, Transaction, Verdict
+from sealgate.policy import outbound as policy
+from sealgate.policy.outer_headers import outer_headers
+from sealgate.sign.dkim import relaxed_body_hash, signature_value
+
+log = logging.getLogger("sealgate")
+DKIM_ALGORITHMS = ("ed25519-sha256", "rsa-sha256")
+
+
+def _is_local(domain: str, services: Services) -> bool:
+    try:
+        return bool(services.keys.local_bundle(domain).found)
+    except KeystoreError as exc:
+        if exc.code == "not-found":
+            return False
+        raise
+
+
+def domain_keys(domain: str, services: Services) -> policy.DomainKeys:
+    """Our own domains are local (delivered here, never encrypted in transit)."""
+    try:
+        if _is_local(domain, services):
+            return policy.DomainKeys(domain, "local")
+        answer = services.keys.bundle(domain)
+    except KeystoreError as exc:
+        return policy.DomainKeys(domain, "refused", str(exc))
+    return policy.DomainKeys(domain, answer.status, answer.reason, answer.encryption_required)
+
+
+def check_recipient(session: Session, msg: Message, recipient: str,
+                    services: Services) -> Verdict | None:
+    """At RCPT TO of outgoing mail; refuses only this recipient, never the whole message."""
+    domain = policy.domain_of(recipient)
+    try:
+        if domain not in msg.domain_keys:
+            msg.domain_keys[domain] = domain_keys(domain, services)
+    except KeystoreUnavailable as exc:
+        log.error("queue_id=%s keystore unavailable at RCPT %s: %s", msg.queue_id, recipient, exc)
+        return Verdict.tempfail("Key service unavailable, try again later")
+    return policy.recipient_verdict(msg.domain_keys[domain], services.config.outbound)
+
+
+def sender_domain(msg: Message, services: Services) -> str | None:
+    """The domain we sign for: the From domain, else the envelope sender's, if we hold its keys."""
+    candidates = [*msg.from_domains()[:1], policy.domain_of(msg.mail_from)]
+    return next((d for d in candidates if d and _is_local(d, services)), None)
+
+
+def dkim_headers(msg: Message, domain: str, services: Services) -> list[tuple[str, bytes]]:
+    """One DKIM-Signature per algorithm (RFC 8463 dual signing), the keystore doing the signing."""
+    body_hash = relaxed_body_hash(msg.body)
+    now = int(services.clock())
+    headers = []
+    for algorithm in DKIM_ALGORITHMS:
+        selector: list[str] = []
+
+        def sign_digest(digest: bytes, algorithm: str = algorithm) -> bytes:
+            chosen, signature = services.keys.dkim_sign(domain, algorithm, digest)
+            selector.append(chosen)
+            return signature
+
+        # The selector is only known once the keystore answers; sign, then check it was the one
+        # named in the header (the keystore's current selector does not change between calls).
+        current = services.keys.dkim_sign(domain, algorithm, b"\0" * 32)[0]
+        value = signature_value(msg.headers, body_hash, domain=domain, selector=current,
+                                algorithm=algorithm, timestamp=now, sign_digest=sign_digest)
+        if selector != [current]:
+            raise KeystoreError("internal", f"DKIM selector of {domain} changed while signing")
+        headers.append(("DKIM-Signature", b" " + value.encode()))
+    return headers
+
+
+def stage(txn: Transaction, services: Services) -> Verdict | None:
+    msg, cfg = txn.message, services.config
+    for recipient in msg.recipients:  # recipients the MTA did not announce (non-SMTP submission)
+        domain = policy.domain_of(recipient)
+        if domain not in msg.domain_keys:
+            msg.domain_keys[domain] = domain_keys(domain, services)
+            refusal = policy.recipient_verdict(msg.domain_keys[domain], cfg.outbound)
+            if refusal is not None:
+                return refusal
+    plan = policy.plan(msg.recipients, msg.domain_keys, cfg.outbound)
+    signer = sender_domain(msg, services)
+    if signer is None:
+        if plan.encrypted:
+            return Verdict.reject(f"This gateway holds no sealgate keys for the sender's domain "
+                                  f"{msg.from_domains()[:1] or msg.mail_from}; cannot encrypt", "550",
+                                  "5.7.5")
+        return None
+    if cfg.outbound.dkim_sign:
+        signatures = dkim_headers(msg, signer, services)
+        msg.headers[:0] = signatures
+        msg.edits += [HeaderEdit("insert", name, value.decode()[1:]) for name, value in signatures]
+    if plan.split:
+        reinject(msg, list(plan.plaintext), cfg.outbound.reinject)
+        msg.removed_recipients += plan.plaintext
+    if plan.encrypted:
+        encrypt(msg, plan.encrypted, signer, services)
+    return None
+
+
+def encrypt(msg: Message, recipients: tuple[str, ...], signer: str, services: Services) -> None:
+    """Replace the message with an envelope for the recipients' domains, signed by `signer`."""
+    keys = services.keys
+    identity = keys.local_bundle(signer).identity
+    targets = []
+    for domain in sorted({policy.domain_of(r) for r in recipients}):
+        answer = keys.bundle(domain)
+        if not answer.found or answer.transport is None:
+            raise KeystoreError("internal", f"key of {domain} vanished during the transaction")
+        targets.append(Recipient(answer.transport.key_id, answer.transport.public))
+    sealed = seal(msg.wire_reader(), targets, kind="transport", sender_domain=signer,
+                  signer_key_id=identity.key_id, sign=lambda data: keys.sign(signer, data),
+                  now=int(services.clock()), spool_threshold=services.config.milter.spool_threshold)
+    envelope = outer_headers(msg.headers, services.config.envelope) + [
+        ("MIME-Version", b" 1.0"), ("Content-Type", b" " + sealed.content_type.encode())]
+    msg.edits = [e for e in msg.edits if e.name != "DKIM-Signature"]
+    msg.replace(envelope, sealed.body)
+    if services.config.outbound.dkim_sign:
+        msg.headers[:0] = dkim_headers(msg, signer, services)
+
+
+def reinject(msg: Message, recipients: list[str], address: str) -> None:
+    """Hand the signed plaintext to a milter-less Postfix listener for the unkeyed recipients."""
+    host, _, port = address.rpartition(":")
+    with smtplib.SMTP(host, int(port), timeout=60) as smtp:
+        smtp.sendmail(msg.mail_from, recipients, msg.wire_reader().read())
