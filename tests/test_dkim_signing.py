@@ -79,8 +79,20 @@ def test_body_hash_edge_cases(body: bytes) -> None:
 
 
 def test_body_hash_across_read_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
-    import sealgate.sign.dkim as module
+    import sealgate.auth.dkim_body as module
     monkeypatch.setattr(module, "READ_CHUNK", 7)
     body = b"one  two\r\n\r\n\r\nthree \t\r\n" * 50 + b"\r\n\r\n"
     expected = base64.b64encode(hashlib.sha256(Relaxed.canonicalize_body(body)).digest())
     assert relaxed_body_hash(io.BytesIO(body)) == expected
+
+
+@pytest.mark.parametrize("body", [b"", b"\r\n", b"a", b"a\r\n\r\n", b"x \t y  \r\n\r\nz\r\n\r\n\r\n",
+                                  b"cr\r\r\n\r\n", b"lf\n\r\n"])
+@pytest.mark.parametrize("limit", [None, 0, 3])
+def test_simple_and_limited_body_hashes_equal_dkimpy(body: bytes, limit: int | None) -> None:
+    from dkim.canonicalization import Simple
+    from sealgate.auth.dkim_body import body_hash
+    for relaxed, canon in ((False, Simple), (True, Relaxed)):
+        canonical = canon.canonicalize_body(body)
+        expected = hashlib.sha256(canonical if limit is None else canonical[:limit]).digest()
+        assert body_hash(io.BytesIO(body), relaxed, "sha256", limit) == expected, (relaxed, body)

@@ -10,11 +10,17 @@ import dkim
 import pytest
 
 from conftest import CORPORA
-from sealgate.auth.dkim import verify_all
+from sealgate.auth.dkim import verify_all as verify_parts
+from sealgate.message import Message
 from sealgate.dns.zonefile import ZoneFileResolver
 from zones import txt
 
 DKIMPY = CORPORA / "dkim" / "dkimpy"
+
+
+def verify_all(raw: bytes, resolver: ZoneFileResolver, min_key_bits: int) -> list:  # type: ignore[type-arg]
+    msg = Message.from_bytes(raw)
+    return verify_parts(msg.header_block(), msg.body, resolver, min_key_bits)
 
 
 @pytest.fixture(scope="module")

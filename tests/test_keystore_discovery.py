@@ -21,7 +21,7 @@ from sealgate.keystore.discovery import Discovery
 from sealgate.keystore.encoding import b64
 from sealgate.keystore.fetch import FetchFailed, fetch
 from sealgate.keystore.masterkey import Sealer
-from sealgate.keystore.process import KeystoreProcess
+from sealgate.testbed.keystore import KeystoreProcess
 from sealgate.keystore.store import KeyStore
 
 REMOTE = "remote.test"

@@ -29,7 +29,7 @@ from sealgate.keystore.masterkey import (
     master_key_path,
 )
 from sealgate.keystore.operations import Operations
-from sealgate.keystore.process import KeystoreProcess
+from sealgate.testbed.keystore import KeystoreProcess
 from sealgate.keystore.publish import zone_lines
 from sealgate.keystore.store import KeyStore
 

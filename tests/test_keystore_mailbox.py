@@ -17,7 +17,7 @@ from sealgate.keystore.db import Database
 from sealgate.keystore.encoding import b64
 from sealgate.keystore.errors import KeystoreError
 from sealgate.keystore.masterkey import Sealer
-from sealgate.keystore.process import KeystoreProcess
+from sealgate.testbed.keystore import KeystoreProcess
 from sealgate.keystore.store import KeyStore
 from sealgate.mailboxkey import keyfile, request
 

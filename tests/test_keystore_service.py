@@ -21,7 +21,7 @@ import pytest
 
 from sealgate.keystore import wrapping
 from sealgate.keystore.client import KeystoreClient, KeystoreError, KeystoreUnavailable
-from sealgate.keystore.process import KeystoreProcess
+from sealgate.testbed.keystore import KeystoreProcess
 from sealgate.keystore.protocol import HEADER, read_frame
 from sealgate.testbed import make_traversable
 

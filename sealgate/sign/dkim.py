@@ -11,52 +11,22 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import re
 from typing import IO, Callable
 
 import dkim
 from dkim.canonicalization import Relaxed
 
+from sealgate.auth.dkim_body import body_hash
+
 # Signed when present; From is signed once more than it occurs, so none can be added.
 SIGNED_HEADERS = (b"from", b"to", b"cc", b"reply-to", b"subject", b"date", b"message-id",
                   b"in-reply-to", b"references", b"mime-version", b"content-type",
                   b"content-transfer-encoding")
-_WSP_RUN = re.compile(rb"[ \t]+")
-_WSP_EOL = re.compile(rb"[ \t]+\r\n")
-READ_CHUNK = 1 << 20
 
 
 def relaxed_body_hash(body: IO[bytes]) -> bytes:
-    """SHA-256 of the relaxed-canonical body (RFC 6376 3.4.4), read a block of lines at a time."""
-    digest = hashlib.sha256()
-    body.seek(0)
-    carry = b""
-    held_newlines = 0  # empty lines seen but not yet known not to be trailing
-    nonempty = False
-    while True:
-        block = body.read(READ_CHUNK)
-        data = carry + block
-        if block:
-            cut = data.rfind(b"\r\n") + 2
-            data, carry = data[:cut], data[cut:]
-        elif not data:
-            break
-        else:
-            carry = b""
-            data += b"\r\n"  # an unterminated last line gets its CRLF
-        text = _WSP_EOL.sub(b"\r\n", _WSP_RUN.sub(b" ", data))
-        stripped = text.rstrip(b"\r\n")
-        if stripped:
-            digest.update(b"\r\n" * held_newlines + stripped)
-            nonempty = True
-            held_newlines = (len(text) - len(stripped)) // 2
-        else:
-            held_newlines += len(text) // 2
-        if not block:
-            break
-    if nonempty:
-        digest.update(b"\r\n")
-    return base64.b64encode(digest.digest())
+    """The bh= value of a relaxed-canonical body, SHA-256."""
+    return base64.b64encode(body_hash(body, relaxed=True))
 
 
 def signature_value(headers: list[tuple[str, bytes]], body_hash: bytes, *, domain: str,

@@ -3,6 +3,7 @@ to a Maildir, DNS from a zone file. Shared by the integration tests and `make de
 
 from __future__ import annotations
 
+import signal
 import smtplib
 import time
 from email.parser import BytesHeaderParser
@@ -37,6 +38,7 @@ class Gateway:
         for section, values in (settings or {}).items():
             sections.setdefault(section, {}).update(values)
         self.socket_dir = sock_dir
+        self.sections = sections
         self.config_path = write_config(workdir / "sealgate.conf", sections)
         self.milter = MilterProcess(self.config_path, sock_dir / "milter.sock",
                                     workdir / "milter.log")
@@ -61,6 +63,18 @@ class Gateway:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def reconfigure(self, section: str, **values: Any) -> None:
+        """Change the milter's config file and SIGHUP it; returns once it has reloaded."""
+        self.sections.setdefault(section, {}).update(values)
+        write_config(self.config_path, self.sections)
+        before = self.milter.log_text().count("configuration reloaded")
+        self.milter.signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while self.milter.log_text().count("configuration reloaded") == before:
+            if time.monotonic() > deadline:
+                raise TestbedError(f"milter did not reload:\n{self.milter.log_text()[-2000:]}")
+            time.sleep(0.05)
 
     def send(self, message: bytes, mail_from: str, helo: str,
              recipients: list[str] | None = None) -> None:

@@ -63,20 +63,16 @@ def dkim_headers(msg: Message, domain: str, services: Services) -> list[tuple[st
     now = int(services.clock())
     headers = []
     for algorithm in DKIM_ALGORITHMS:
-        selector: list[str] = []
+        selector = services.keys.dkim_selector(domain, algorithm)
 
-        def sign_digest(digest: bytes, algorithm: str = algorithm) -> bytes:
-            chosen, signature = services.keys.dkim_sign(domain, algorithm, digest)
-            selector.append(chosen)
+        def sign_digest(digest: bytes, algorithm: str = algorithm, selector: str = selector) -> bytes:
+            used, signature = services.keys.dkim_sign(domain, algorithm, digest)
+            if used != selector:  # a rotation between the two calls: the header would lie
+                raise KeystoreError("internal", f"DKIM selector of {domain} changed while signing")
             return signature
 
-        # The selector is only known once the keystore answers; sign, then check it was the one
-        # named in the header (the keystore's current selector does not change between calls).
-        current = services.keys.dkim_sign(domain, algorithm, b"\0" * 32)[0]
-        value = signature_value(msg.headers, body_hash, domain=domain, selector=current,
+        value = signature_value(msg.headers, body_hash, domain=domain, selector=selector,
                                 algorithm=algorithm, timestamp=now, sign_digest=sign_digest)
-        if selector != [current]:
-            raise KeystoreError("internal", f"DKIM selector of {domain} changed while signing")
         headers.append(("DKIM-Signature", b" " + value.encode()))
     return headers
 
