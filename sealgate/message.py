@@ -102,6 +102,7 @@ class Message:
         `trace` headers (already there), which stay on top."""
         if self.mta_headers is None:
             self.mta_headers = list(self.headers)
+        self.edits = [e for e in self.edits if e.action != "delete"]  # all old headers go anyway
         self.kept = list(trace or [])
         self.headers = self.kept + headers
         self.body.close()

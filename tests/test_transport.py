@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import re
 import smtplib
+import subprocess
+import sys
 import time
 from email.parser import BytesHeaderParser
 from pathlib import Path
@@ -40,6 +42,12 @@ class Network:
         for keystore, domain in ((self.ks_a, "a.test"), (self.ks_b, "b.test"), (self.ks_b, "c.test")):
             keystore.run("keys", "init", domain)
             published.append(keystore.run("keys", "dns", domain).stdout)
+        # Erin at b.test has a mailbox key: what reaches her is sealed at rest as well.
+        self.erin_key = workdir / "erin.key"
+        made = subprocess.run([sys.executable, "-m", "sealgate", "mailbox-key", "generate",
+                               "erin@b.test", "--output", str(self.erin_key), "--no-recovery"],
+                              capture_output=True, check=True)
+        self.ks_b.run("keys", "register-mailbox", input=made.stdout.decode())
         self.zone = "".join([txt("a.test", "v=spf1 ip4:127.0.0.2 -all"),
                              txt("_dmarc.a.test", "v=DMARC1; p=reject"), *published])
         zone_path.write_text(self.zone)
@@ -136,6 +144,35 @@ def test_mail_crosses_encrypted_and_arrives_byte_exact_and_verified(net: Network
     assert "dkim=pass header.d=a.test" in ours and "header.a=ed25519-sha256" in ours
     assert "header.a=rsa-sha256" in ours
     assert "dmarc=pass (p=reject) header.from=a.test" in ours
+
+
+def test_encrypted_mail_is_decrypted_verified_then_sealed_for_the_mailbox(net: Network) -> None:
+    message = original("for-erin", to="erin@b.test")
+    submit(net, message, ["erin@b.test"])
+    assert b"multipart/encrypted" in crossing(net, b"<for-erin@a.test>").data
+    path = next(p for p in wait_files(net, b"<for-erin@a.test>"))
+    assert b"confidential body" not in path.read_bytes()
+    done = subprocess.run([sys.executable, "-m", "sealgate", "unseal", "--key", str(net.erin_key),
+                           str(path)], capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    unsealed = lf(done.stdout)
+    assert unsealed.endswith(lf(message))
+    verdicts = unsealed[:-len(lf(message))]  # verdict headers, then a.test's DKIM signatures
+    assert b"\nAuthentication-Results: mx.b.test; sealgate=pass header.d=a.test" in verdicts
+    assert b"dmarc=pass (p=reject) header.from=a.test" in verdicts
+    assert b"\nDKIM-Signature: v=1;\n\ta=ed25519-sha256;" in verdicts
+
+
+def wait_files(net: Network, needle: bytes, timeout: float = 20) -> list[Path]:
+    """Delivered files at B whose outer headers contain `needle` (a sealed file shows only
+    the outer headers)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = [p for p in net.b.postfix.maildir_messages() if needle in p.read_bytes()]
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"nothing delivered with {needle!r}\n{net.b.milter.log_text()[-2000:]}")
 
 
 def inject_at_b(net: Network, data: bytes, mail_from: str = "alice@a.test",

@@ -46,9 +46,8 @@ def forged_edits(txn: Transaction, authserv_id: str) -> list[HeaderEdit]:
 def stage(txn: Transaction, services: Services) -> None:
     authserv_id = services.config.verify.authserv_id
     msg = txn.message
-    if msg.mta_headers is not None:  # a replaced message: its headers are all written anew
-        msg.headers = [(n, v) for n, v in msg.headers
-                       if n.lower() != HEADER.lower() or authserv_id_of(v) != authserv_id.lower()]
-    else:
+    if msg.mta_headers is None:  # a replaced message has its headers all written anew
         msg.edits.extend(forged_edits(txn, authserv_id))
+    msg.headers = [(n, v) for n, v in msg.headers
+                   if n.lower() != HEADER.lower() or authserv_id_of(v) != authserv_id.lower()]
     msg.edits.append(HeaderEdit("insert", HEADER, header_value(authserv_id, txn.results)))

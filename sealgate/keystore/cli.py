@@ -166,8 +166,16 @@ def cmd_policy(args: argparse.Namespace, config: Config) -> int:
 @_command
 def cmd_register_mailbox(args: argparse.Namespace, config: Config) -> int:
     text = args.request.read_text() if args.request else sys.stdin.read()
-    key = mailbox.register(open_store(config, with_master_key=False), text, clock_from_env()())
-    print(f"registered {key.purpose} key {key.key_id} for {key.owner}")
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        parsed = None  # mailbox.register names what is wrong with it
+    # `sealgate mailbox-key generate` prints a list: the device key and the recovery key.
+    requests = [json.dumps(r) for r in parsed] if isinstance(parsed, list) else [text]
+    store = open_store(config, with_master_key=False)
+    for request_text in requests:
+        key = mailbox.register(store, request_text, clock_from_env()())
+        print(f"registered {key.purpose} key {key.key_id} for {key.owner}")
     return 0
 
 

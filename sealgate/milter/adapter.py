@@ -13,6 +13,7 @@ from sealgate.message import Message
 from sealgate.pipeline import Services, Session, Stage, Transaction, Verdict
 from sealgate.policy.direction import is_outgoing
 from sealgate.tlspolicy import requirement
+from sealgate.atrest import seal
 from sealgate.transport import inbound, outbound
 
 log = logging.getLogger("sealgate")
@@ -154,9 +155,10 @@ class SealgateMilter(Milter.Base):
         svc = self.services_now
         if self.session.outgoing:
             return [("outbound", outbound.stage)] if svc.keys is not None else []
-        transport: list[tuple[str, Stage]] = [("inbound", inbound.stage)] \
-            if svc.keys is not None else []
-        return transport + verify.incoming_stages(svc.config.verify)
+        if svc.keys is None:
+            return verify.incoming_stages(svc.config.verify)
+        sealing: list[tuple[str, Stage]] = [("seal", seal.stage)] if svc.config.seal.enabled else []
+        return [("inbound", inbound.stage)] + verify.incoming_stages(svc.config.verify) + sealing
 
     def _apply(self, msg: Message) -> None:
         """Put the pipeline's changes into the MTA's copy: a replaced message first, then edits."""

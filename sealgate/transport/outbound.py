@@ -27,6 +27,11 @@ def _is_local(domain: str, services: Services) -> bool:
         raise
 
 
+def local_domains(domains: set[str], services: Services) -> set[str]:
+    """Which of these domains the keystore holds keys for (ours)."""
+    return {d for d in domains if _is_local(d, services)}
+
+
 def domain_keys(domain: str, services: Services) -> policy.DomainKeys:
     """Our own domains are local (delivered here, never encrypted in transit)."""
     try:

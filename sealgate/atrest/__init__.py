@@ -1,0 +1,1 @@
+"""Sealing at rest: incoming mail leaves the gateway sealed to the recipients' mailbox keys."""

@@ -1,0 +1,57 @@
+"""The last incoming stage: replace the verified, scored message by an envelope whose slots are the
+local recipients' mailbox keys (isp), the domain key (corporate) or group keys (groups), plus
+recovery keys. The verdict headers (Authentication-Results, spam) stay outside, readable."""
+
+from __future__ import annotations
+
+import logging
+
+from sealgate.envelope.seal import Recipient, seal
+from sealgate.keystore.client import KeystoreError, KeystoreUnavailable
+from sealgate.pipeline import Services, Transaction, Verdict
+from sealgate.policy.outbound import domain_of
+from sealgate.policy.outer_headers import outer_headers
+from sealgate.transport.outbound import local_domains
+
+log = logging.getLogger("sealgate")
+
+
+def stage(txn: Transaction, services: Services) -> Verdict | None:
+    cfg = services.config.seal
+    msg = txn.message
+    try:
+        ours = local_domains({domain_of(r) for r in msg.recipients}, services)
+        local = [r for r in msg.recipients if domain_of(r) in ours]
+        if not local:
+            return None
+        keys: dict[str, Recipient] = {}
+        missing = []
+        for address in local:
+            found = services.keys.mailbox_keys(address)
+            missing += [] if found else [address]
+            keys.update({k.key_id: Recipient(k.key_id, k.public) for k in found})
+        if missing:
+            log.warning("queue_id=%s no mailbox key for %s: %s", msg.queue_id, ", ".join(missing),
+                        "tempfail" if cfg.missing_key == "tempfail" else "delivered unsealed")
+            if cfg.missing_key == "tempfail":
+                return Verdict.tempfail(f"No mailbox key registered for {missing[0]}; "
+                                        "try again later")
+            return None
+        signer = domain_of(local[0])
+        identity = services.keys.local_bundle(signer).identity
+        sealed = seal(msg.wire_reader(), list(keys.values()), kind="mailbox",
+                      sender_domain=signer, signer_key_id=identity.key_id,
+                      sign=lambda data: services.keys.sign(signer, data),
+                      now=int(services.clock()),
+                      spool_threshold=services.config.milter.spool_threshold)
+    except KeystoreUnavailable as exc:
+        log.error("queue_id=%s keystore unavailable while sealing: %s", msg.queue_id, exc)
+        return Verdict.tempfail("Key service unavailable, try again later")
+    except KeystoreError as exc:
+        log.error("queue_id=%s cannot seal: %s", msg.queue_id, exc)
+        return Verdict.tempfail("Cannot seal the message for its mailbox now, try again later")
+    outer = outer_headers(msg.headers, services.config.envelope, keep_subject=cfg.subject_visible)
+    msg.replace(outer + [("MIME-Version", b" 1.0"),
+                         ("Content-Type", b" " + sealed.content_type.encode())], sealed.body)
+    log.info("queue_id=%s sealed for %d key(s) of %s", msg.queue_id, len(keys), ", ".join(local))
+    return None
