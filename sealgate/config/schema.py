@@ -96,6 +96,20 @@ def non_negative(value: Any) -> str | None:
     return None if value >= 0 else "a number 0 or greater"
 
 
+def scanner_address(value: Any) -> str | None:
+    """host:port or unix:/path for a spam scanner."""
+    if value.startswith("unix:"):
+        return None if value[5:].startswith("/") else "unix:/absolute/path"
+    host, sep, port = value.rpartition(":")
+    if sep and host.strip("[]") and port.isdigit() and 0 < int(port) < 65536:
+        return None
+    return "host:port such as \"127.0.0.1:783\", or unix:/path"
+
+
+def http_url(value: Any) -> str | None:
+    return None if value.startswith("http://") and len(value) > 7 else "an http:// URL"
+
+
 OPTIONS: tuple[Option, ...] = (
     # [milter] — the daemon and its socket
     Option("milter", "socket", str, "unix:/run/sealgate/milter.sock",
@@ -144,6 +158,15 @@ OPTIONS: tuple[Option, ...] = (
            "Headers copied to the outside of a transport envelope; all others travel only inside."),
     Option("envelope", "subject_placeholder", str, "...",
            "Subject shown outside a transport envelope (RFC 9788)."),
+    # [seal] — sealing incoming mail at rest for the recipients' mailbox keys
+    Option("seal", "enabled", bool, True,
+           "Seal incoming mail for local recipients to their mailbox keys (by the domain's "
+           "isp, corporate or groups policy)."),
+    Option("seal", "missing_key", str, "deliver",
+           "A local recipient without a mailbox key: deliver (unsealed, with a log line) or "
+           "tempfail.", one_of("deliver", "tempfail")),
+    Option("seal", "subject_visible", bool, True,
+           "Keep Subject readable outside the seal (mail clients list by it; docs/sealing.md)."),
     # [log]
     Option("log", "target", str, "stderr", "Where log lines go: stderr or syslog.",
            one_of("stderr", "syslog")),
@@ -190,6 +213,39 @@ OPTIONS: tuple[Option, ...] = (
     Option("verify", "temperror_action", str, "tempfail-if-reject",
            "What a DNS temperror does: tempfail-if-reject (only where a DMARC reject could apply), "
            "tempfail (always) or accept.", one_of("tempfail-if-reject", "tempfail", "accept")),
+    # [spam] — spam scoring of incoming mail after decryption and authentication (docs/spam.md)
+    Option("spam", "backend", str, "builtin",
+           "Scanner: builtin (rules and Bayes, in the milter), spamd (SpamAssassin), rspamd, or off.",
+           one_of("builtin", "spamd", "rspamd", "off")),
+    Option("spam", "required_score", float, 5.0,
+           "Score from which a message is spam: X-Spam-Flag YES, verdict spam in `sealgate spam score`.",
+           non_negative),
+    Option("spam", "quarantine_score", float, 10.0,
+           "Score from which the message goes to the MTA's quarantine (Postfix: hold queue); 0 never.",
+           non_negative),
+    Option("spam", "reject_score", float, 15.0,
+           "Score from which the message is refused with 550 5.7.1; 0 never.", non_negative),
+    Option("spam", "unavailable_action", str, "deliver",
+           "Scanner down, slow or answering nonsense: deliver (with X-Spam-Status: Unscanned) "
+           "or tempfail (451, the sender retries).", one_of("deliver", "tempfail")),
+    Option("spam", "timeout", float, 10.0,
+           "Seconds one spamd or rspamd scan may take in all, connecting included.", positive),
+    Option("spam", "max_size", int, 524288,
+           "Bytes of the message the scanner reads; the rest of a larger message is not scanned.",
+           positive),
+    Option("spam", "spamd_address", str, "127.0.0.1:783",
+           "Where spamd listens: host:port or unix:/path.", scanner_address),
+    Option("spam", "spamd_user", str, "",
+           "User name sent to spamd (its per-user settings); empty sends none."),
+    Option("spam", "rspamd_url", str, "http://127.0.0.1:11333",
+           "Base URL of rspamd's normal worker; /checkv2 is appended.", http_url),
+    Option("spam", "rspamd_password", str, "",
+           "Password header for rspamd, when its worker requires one."),
+    Option("spam", "bayes_database", str, "/var/lib/sealgate/spam-bayes.db",
+           "SQLite Bayes model of the builtin backend, written by `sealgate spam train`."),
+    Option("spam", "bayes_min_messages", int, 50,
+           "Bayes counts only once the model has learned this many ham and this many spam messages.",
+           non_negative),
     # [tls] — inbound TLS requirement and the outbound TLS policy server (docs/tls.md)
     Option("tls", "required_networks", list, [],
            "Client networks that must use TLS.", cidr_list),
