@@ -15,7 +15,7 @@ import milterscript
 from conftest import needs_root_and_postfix
 from sealgate.message import Message
 from sealgate.testbed.milter import MilterProcess, write_config
-from zones import txt
+from sealgate.testbed.zones import txt
 
 pytestmark = needs_root_and_postfix()
 

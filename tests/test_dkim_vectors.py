@@ -13,7 +13,7 @@ from conftest import CORPORA
 from sealgate.auth.dkim import verify_all as verify_parts
 from sealgate.message import Message
 from sealgate.dns.zonefile import ZoneFileResolver
-from zones import txt
+from sealgate.testbed.zones import txt
 
 DKIMPY = CORPORA / "dkim" / "dkimpy"
 

@@ -12,7 +12,7 @@ from sealgate.dns import Answer, DNSTempError
 from sealgate.message import Message
 from sealgate.pipeline import AuthResult, Services, Session, Transaction
 from sealgate.policy.authentication import decide
-from zones import txt
+from sealgate.testbed.zones import txt
 
 ZONE = "".join([
     txt("_dmarc.a.test", "v=DMARC1; p=reject; sp=quarantine; np=reject"),

@@ -14,7 +14,7 @@ import pytest
 from sealgate.dns import DNSTempError
 from sealgate.dns.network import NetworkResolver
 from sealgate.dns.zonefile import ZoneFileResolver
-from zones import txt
+from sealgate.testbed.zones import txt
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from zones import txt
+from sealgate.testbed.zones import txt
 
 from sealgate.dns import Answer, DNSTempError
 from sealgate.dns.zonefile import ZoneFileResolver

@@ -10,7 +10,7 @@ import pytest
 import milterscript
 from conftest import needs_root_and_postfix
 from sealgate.testbed.milter import MilterProcess, write_config
-from zones import txt
+from sealgate.testbed.zones import txt
 
 pytestmark = needs_root_and_postfix()
 

@@ -15,7 +15,7 @@ from authres.core import QuotableValue
 
 from conftest import CORPORA, needs_root_and_postfix
 from sealgate.testbed.gateway import Gateway
-from zones import txt
+from sealgate.testbed.zones import txt
 
 pytestmark = needs_root_and_postfix()
 

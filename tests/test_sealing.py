@@ -16,7 +16,7 @@ import pytest
 from conftest import needs_root_and_postfix
 from sealgate.testbed.gateway import Gateway
 from sealgate.testbed.keystore import KeystoreProcess
-from zones import txt
+from sealgate.testbed.zones import txt
 
 pytestmark = needs_root_and_postfix()
 

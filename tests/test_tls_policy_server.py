@@ -20,7 +20,7 @@ from sealgate.pipeline import Services
 from sealgate.testbed.milter import write_config
 from sealgate.testbed.ports import free_port, port_accepts, wait_until
 from sealgate.tlspolicy import netstring, outbound, socketmap
-from zones import txt
+from sealgate.testbed.zones import txt
 
 POSTMAP = "/usr/sbin/postmap"
 HASH = "cd" * 32

@@ -23,7 +23,7 @@ from sealgate.testbed.gateway import Gateway
 from sealgate.testbed.ports import free_port
 from sealgate.testbed.postfix import make_traversable
 from test_tls_policy_server import POSTMAP, PolicyServer
-from zones import txt
+from sealgate.testbed.zones import txt
 
 pytestmark = needs_root_and_postfix()
 

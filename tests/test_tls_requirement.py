@@ -19,7 +19,7 @@ from sealgate.pipeline import Services, Session, Transaction
 from sealgate.policy.tls import (Requirement, TlsFacts, auth_result, configured_reason, decide,
                                  meets, version_key)
 from sealgate.tlspolicy.requirement import RequiredMemory, check, peer_names, stage, walk
-from zones import txt
+from sealgate.testbed.zones import txt
 
 HASH = "ab" * 32
 TLS13 = {"{tls_version}": "TLSv1.3", "{cipher}": "TLS_AES_256_GCM_SHA384", "{cipher_bits}": "256"}

@@ -17,73 +17,16 @@ from typing import Iterator
 import pytest
 
 from conftest import needs_root_and_postfix
-from sealgate.testbed.gateway import Gateway
-from sealgate.testbed.keystore import KeystoreProcess
-from sealgate.testbed.ports import free_port
-from sealgate.testbed.tap import WireTap
-from zones import txt
+from sealgate.testbed.network import TwoGateways
 
 pytestmark = needs_root_and_postfix()
 
-SIZE_LIMIT = "60000000"
-
-
-class Network:
-    """Gateway A relays through a wire tap to gateway B; the tap forwards from 127.0.0.2, the
-    address a.test's SPF names."""
-
-    def __init__(self, workdir: Path) -> None:
-        zone_path = workdir / "shared.zone"
-        zone_path.write_text("")
-        self.ks_a = KeystoreProcess(workdir / "ks-a", zone_files=[zone_path],
-                                    encryption_required=True)
-        self.ks_b = KeystoreProcess(workdir / "ks-b", zone_files=[zone_path])
-        published = []
-        for keystore, domain in ((self.ks_a, "a.test"), (self.ks_b, "b.test"), (self.ks_b, "c.test")):
-            keystore.run("keys", "init", domain)
-            published.append(keystore.run("keys", "dns", domain).stdout)
-        # Erin at b.test has a mailbox key: what reaches her is sealed at rest as well.
-        self.erin_key = workdir / "erin.key"
-        made = subprocess.run([sys.executable, "-m", "sealgate", "mailbox-key", "generate",
-                               "erin@b.test", "--output", str(self.erin_key), "--no-recovery"],
-                              capture_output=True, check=True)
-        self.ks_b.run("keys", "register-mailbox", input=made.stdout.decode())
-        self.zone = "".join([txt("a.test", "v=spf1 ip4:127.0.0.2 -all"),
-                             txt("_dmarc.a.test", "v=DMARC1; p=reject"), *published])
-        zone_path.write_text(self.zone)
-        self.ks_a.start()
-        self.ks_b.start()
-        self.b = Gateway(workdir / "gw-b", "b.test", self.zone, "mx.b.test",
-                         {"milter": {"use_keystore": True},
-                          "keystore": {"socket": str(self.ks_b.socket_path)}},
-                         extra_main={"virtual_mailbox_domains": "b.test c.test plain.test",
-                                     "message_size_limit": SIZE_LIMIT,
-                                     "virtual_mailbox_limit": SIZE_LIMIT}).start()
-        self.tap = WireTap(self.b.postfix.port, source_address="127.0.0.2").start()
-        self.reinject_port = free_port()
-        # Postfix never shows a milter the Received header its smtpd adds for a submission, so
-        # the sealgate milter cannot move it inside; docs/transport.md has this line for main.cf.
-        strip = workdir / "strip-received"
-        strip.write_text("/^Received:/ IGNORE\n")
-        self.a = Gateway(workdir / "gw-a", "a.test", self.zone, "mx.a.test",
-                         {"milter": {"use_keystore": True, "internal_hosts": ["127.0.0.1/32"]},
-                          "keystore": {"socket": str(self.ks_a.socket_path)},
-                          "outbound": {"require_domains": ["required.test"],
-                                       "reinject": f"127.0.0.1:{self.reinject_port}"}},
-                         delivery="relay", relay_port=self.tap.port,
-                         extra_main={"message_size_limit": SIZE_LIMIT,
-                                     "smtp_header_checks": f"regexp:{strip}"},
-                         extra_master=[f"127.0.0.1:{self.reinject_port} inet n - n - - smtpd "
-                                       "-o smtpd_milters= -o non_smtpd_milters="]).start()
-
-    def stop(self) -> None:
-        for part in (self.a, self.tap, self.b, self.ks_a, self.ks_b):
-            part.stop()
-
 
 @pytest.fixture(scope="module")
-def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
-    network = Network(tmp_path_factory.mktemp("transport"))
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoGateways]:
+    network = TwoGateways(tmp_path_factory.mktemp("transport"), b_domains=("b.test", "c.test"),
+                          mailboxes=("erin@b.test",), a_keystore={"encryption_required": True},
+                          a_settings={"outbound": {"require_domains": ["required.test"]}})
     yield network
     network.stop()
 
@@ -96,13 +39,13 @@ def original(subject: str, to: str = "bob@b.test", body: bytes = b"") -> bytes:
         (body or f"The confidential body of {subject}.\r\n".encode())
 
 
-def submit(net: Network, message: bytes, recipients: list[str]) -> None:
+def submit(net: TwoGateways, message: bytes, recipients: list[str]) -> None:
     with smtplib.SMTP("127.0.0.1", net.a.postfix.port, local_hostname="laptop.a.test",
                       timeout=120) as smtp:
         smtp.sendmail("alice@a.test", recipients, message)
 
 
-def crossing(net: Network, subject_id: bytes, timeout: float = 30):  # type: ignore[no-untyped-def]
+def crossing(net: TwoGateways, subject_id: bytes, timeout: float = 30):  # type: ignore[no-untyped-def]
     """The last message that crossed the tap whose Message-ID contains `subject_id`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -114,7 +57,7 @@ def crossing(net: Network, subject_id: bytes, timeout: float = 30):  # type: ign
                          f"{net.a.milter.log_text()[-3000:]}")
 
 
-def delivered_files(net: Network, subject: str) -> list[bytes]:
+def delivered_files(net: TwoGateways, subject: str) -> list[bytes]:
     found = []
     for path in net.b.postfix.maildir_messages():
         raw = path.read_bytes()
@@ -127,7 +70,7 @@ def lf(data: bytes) -> bytes:
     return data.replace(b"\r\n", b"\n")
 
 
-def test_mail_crosses_encrypted_and_arrives_byte_exact_and_verified(net: Network) -> None:
+def test_mail_crosses_encrypted_and_arrives_byte_exact_and_verified(net: TwoGateways) -> None:
     message = original("quarterly-figures")
     submit(net, message, ["bob@b.test"])
     wire = crossing(net, b"<quarterly-figures@a.test>")
@@ -146,13 +89,13 @@ def test_mail_crosses_encrypted_and_arrives_byte_exact_and_verified(net: Network
     assert "dmarc=pass (p=reject) header.from=a.test" in ours
 
 
-def test_encrypted_mail_is_decrypted_verified_then_sealed_for_the_mailbox(net: Network) -> None:
+def test_encrypted_mail_is_decrypted_verified_then_sealed_for_the_mailbox(net: TwoGateways) -> None:
     message = original("for-erin", to="erin@b.test")
     submit(net, message, ["erin@b.test"])
     assert b"multipart/encrypted" in crossing(net, b"<for-erin@a.test>").data
     path = next(p for p in wait_files(net, b"<for-erin@a.test>"))
     assert b"confidential body" not in path.read_bytes()
-    done = subprocess.run([sys.executable, "-m", "sealgate", "unseal", "--key", str(net.erin_key),
+    done = subprocess.run([sys.executable, "-m", "sealgate", "unseal", "--key", str(net.mailbox_keys['erin@b.test']),
                            str(path)], capture_output=True, timeout=60)
     assert done.returncode == 0, done.stderr
     unsealed = lf(done.stdout)
@@ -163,7 +106,7 @@ def test_encrypted_mail_is_decrypted_verified_then_sealed_for_the_mailbox(net: N
     assert b"\nDKIM-Signature: v=1;\n\ta=ed25519-sha256;" in verdicts
 
 
-def wait_files(net: Network, needle: bytes, timeout: float = 20) -> list[Path]:
+def wait_files(net: TwoGateways, needle: bytes, timeout: float = 20) -> list[Path]:
     """Delivered files at B whose outer headers contain `needle` (a sealed file shows only
     the outer headers)."""
     deadline = time.monotonic() + timeout
@@ -175,7 +118,7 @@ def wait_files(net: Network, needle: bytes, timeout: float = 20) -> list[Path]:
     raise AssertionError(f"nothing delivered with {needle!r}\n{net.b.milter.log_text()[-2000:]}")
 
 
-def inject_at_b(net: Network, data: bytes, mail_from: str = "alice@a.test",
+def inject_at_b(net: TwoGateways, data: bytes, mail_from: str = "alice@a.test",
                 recipients: tuple[str, ...] = ("bob@b.test",)) -> None:
     """Deliver straight to gateway B as if from gateway A's address (a replay, a forgery)."""
     with smtplib.SMTP("127.0.0.1", net.b.postfix.port, source_address=("127.0.0.2", 0),
@@ -188,7 +131,7 @@ def slots(data: bytes) -> int:
     return len(json.loads(control)["header"]["slots"])
 
 
-def test_one_envelope_serves_several_recipient_domains(net: Network) -> None:
+def test_one_envelope_serves_several_recipient_domains(net: TwoGateways) -> None:
     submit(net, original("two-domains", to="bob@b.test, carol@c.test"),
            ["bob@b.test", "carol@c.test"])
     wire = crossing(net, b"<two-domains@a.test>")
@@ -200,7 +143,7 @@ def test_one_envelope_serves_several_recipient_domains(net: Network) -> None:
         time.sleep(0.1)
 
 
-def test_require_refuses_an_unkeyed_domain_and_never_sends_plaintext(net: Network) -> None:
+def test_require_refuses_an_unkeyed_domain_and_never_sends_plaintext(net: TwoGateways) -> None:
     with smtplib.SMTP("127.0.0.1", net.a.postfix.port, timeout=60) as smtp:
         refused = smtp.sendmail("alice@a.test", ["bob@b.test", "x@required.test"],
                                 original("required-mixed"))
@@ -211,7 +154,7 @@ def test_require_refuses_an_unkeyed_domain_and_never_sends_plaintext(net: Networ
     assert wire.recipients == ["bob@b.test"] and b"multipart/encrypted" in wire.data
 
 
-def test_opportunistic_mixed_goes_plaintext_to_all_by_default(net: Network) -> None:
+def test_opportunistic_mixed_goes_plaintext_to_all_by_default(net: TwoGateways) -> None:
     submit(net, original("mixed-plain", to="bob@b.test, dave@plain.test"),
            ["bob@b.test", "dave@plain.test"])
     wire = crossing(net, b"<mixed-plain@a.test>")
@@ -220,7 +163,7 @@ def test_opportunistic_mixed_goes_plaintext_to_all_by_default(net: Network) -> N
     assert b"DKIM-Signature: v=1;" in wire.data  # plaintext still leaves signed
 
 
-def test_opportunistic_split_keeps_ciphertext_for_keyed_domains(net: Network) -> None:
+def test_opportunistic_split_keeps_ciphertext_for_keyed_domains(net: TwoGateways) -> None:
     net.a.reconfigure("outbound", mixed="split")
     try:
         submit(net, original("mixed-split", to="bob@b.test, dave@plain.test"),
@@ -238,7 +181,7 @@ def test_opportunistic_split_keeps_ciphertext_for_keyed_domains(net: Network) ->
         net.a.reconfigure("outbound", mixed="plaintext")
 
 
-def test_one_flipped_byte_is_refused(net: Network) -> None:
+def test_one_flipped_byte_is_refused(net: TwoGateways) -> None:
     submit(net, original("to-tamper"), ["bob@b.test"])
     data = crossing(net, b"<to-tamper@a.test>").data
     start = data.index(b"base64\r\n\r\n") + 10
@@ -250,7 +193,7 @@ def test_one_flipped_byte_is_refused(net: Network) -> None:
     assert refused.value.smtp_error.startswith(b"5.7.5 sealgate envelope refused:")
 
 
-def test_plaintext_from_a_domain_that_requires_encryption_is_tagged(net: Network) -> None:
+def test_plaintext_from_a_domain_that_requires_encryption_is_tagged(net: TwoGateways) -> None:
     inject_at_b(net, original("downgraded"))
     headers, _ = net.b.delivered("downgraded")
     ours = " ".join(headers["Authentication-Results"].split())
@@ -263,7 +206,7 @@ def peak_rss_kb(pid: int) -> int:
     return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1))  # type: ignore[union-attr]
 
 
-def test_25_mb_message_with_bounded_memory(net: Network) -> None:
+def test_25_mb_message_with_bounded_memory(net: TwoGateways) -> None:
     body = (b"0123456789abcdefghijklmnopqrstuvwxyz" * 2 + b"\r\n") * (25 * 1024 * 1024 // 74)
     milters = {"a": net.a.milter.proc, "b": net.b.milter.proc}
     before = {name: peak_rss_kb(p.pid) for name, p in milters.items()}  # type: ignore[union-attr]
@@ -276,7 +219,7 @@ def test_25_mb_message_with_bounded_memory(net: Network) -> None:
     assert all(mb < 64 for mb in growth.values()), growth
 
 
-def test_replay_after_the_transport_key_is_destroyed_is_refused(net: Network) -> None:
+def test_replay_after_the_transport_key_is_destroyed_is_refused(net: TwoGateways) -> None:
     """Runs last: it moves gateway B's keystore clock past the key's window and grace."""
     submit(net, original("to-replay"), ["bob@b.test"])
     data = crossing(net, b"<to-replay@a.test>").data
