@@ -1,4 +1,4 @@
-"""Zone-file text for tests: TXT strings split and quoted the way a master file needs."""
+"""Zone-file lines for tests and the demo: TXT strings split and quoted the way a master file needs."""
 
 from __future__ import annotations
 
