@@ -73,11 +73,11 @@ class Report:
 
 def _items(source: Path) -> Iterator[tuple[str, bytes]]:
     if source.is_dir():
-        for key, msg in mailbox.Maildir(source, factory=None, create=False).iteritems():
-            yield key, msg.as_bytes()
+        for key, item in mailbox.Maildir(source, factory=None, create=False).iteritems():
+            yield key, item.as_bytes()
     elif _is_mbox(source):
-        for key, msg in mailbox.mbox(source, create=False).iteritems():
-            yield str(key), msg.as_bytes()
+        for number, entry in mailbox.mbox(source, create=False).iteritems():
+            yield str(number), entry.as_bytes()
     else:
         yield source.name, source.read_bytes()
 

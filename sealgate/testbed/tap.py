@@ -11,6 +11,10 @@ from typing import Any
 from sealgate.testbed.ports import LOOPBACK, free_port
 
 
+def _text(value: bytes | str) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else value
+
+
 @dataclass(frozen=True)
 class Crossing:
     mail_from: str
@@ -43,10 +47,10 @@ class WireTap:
                 smtp.sendmail(envelope.mail_from, envelope.rcpt_tos, data)
             reply = "250 2.0.0 relayed"
         except smtplib.SMTPResponseException as exc:
-            reply = f"{exc.smtp_code} {exc.smtp_error.decode(errors='replace')}"
+            reply = f"{exc.smtp_code} {_text(exc.smtp_error)}"
         except smtplib.SMTPRecipientsRefused as exc:
             code, text = next(iter(exc.recipients.values()))
-            reply = f"{code} {text.decode(errors='replace')}"
+            reply = f"{code} {_text(text)}"
         except OSError as exc:
             reply = f"451 4.4.1 next hop unreachable: {exc}"
         with self._lock:

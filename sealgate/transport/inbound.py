@@ -41,7 +41,10 @@ def open_slot(opened: Opened, services: Services) -> tuple[str, bytes]:
 
 def check_sender(opened: Opened, services: Services) -> None:
     domain = opened.header.sender_domain
-    answer = services.keys.bundle(domain)
+    try:
+        answer = services.keys.bundle(domain)
+    except KeystoreError as exc:
+        raise Refused(f"sender {domain!r} of the envelope cannot be looked up: {exc}") from None
     if answer.status == "temporary":
         raise Refused(f"key bundle of sender {domain} unavailable now ({answer.reason})", True)
     if not answer.found or answer.identity is None:
@@ -72,7 +75,10 @@ def downgrade(msg: Message, services: Services) -> AuthResult:
     domains = msg.from_domains()
     if len(set(domains)) != 1 or not domains[0]:
         return AuthResult(METHOD, "none")
-    answer = services.keys.bundle(domains[0])
+    try:
+        answer = services.keys.bundle(domains[0])
+    except KeystoreError as exc:  # a From domain that is no domain name: nothing to look up
+        return AuthResult(METHOD, "none", reason=str(exc))
     if answer.status == "temporary":
         return AuthResult(METHOD, "temperror", [("header", "from", domains[0])], reason=answer.reason)
     if answer.found and answer.encryption_required:

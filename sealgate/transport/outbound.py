@@ -22,7 +22,7 @@ def _is_local(domain: str, services: Services) -> bool:
     try:
         return bool(services.keys.local_bundle(domain).found)
     except KeystoreError as exc:
-        if exc.code == "not-found":
+        if exc.code in ("not-found", "bad-request"):  # not ours, or not a domain name at all
             return False
         raise
 
@@ -83,7 +83,25 @@ def dkim_headers(msg: Message, domain: str, services: Services) -> list[tuple[st
 
 
 def stage(txn: Transaction, services: Services) -> Verdict | None:
-    msg, cfg = txn.message, services.config
+    """Sign and encrypt as planned; a keystore or re-injection failure tempfails the message,
+    so nothing leaves unsigned or in plaintext by accident."""
+    msg = txn.message
+    try:
+        return _sign_and_encrypt(msg, services)
+    except KeystoreUnavailable as exc:
+        log.error("queue_id=%s keystore unavailable: %s", msg.queue_id, exc)
+        return Verdict.tempfail("Key service unavailable, try again later")
+    except KeystoreError as exc:
+        log.error("queue_id=%s keystore refused: %s", msg.queue_id, exc)
+        return Verdict.tempfail(f"Cannot sign or encrypt now ({exc.code}), try again later")
+    except (OSError, smtplib.SMTPException) as exc:
+        log.error("queue_id=%s plaintext copy not re-injected at %s: %s", msg.queue_id,
+                  services.config.outbound.reinject, exc)
+        return Verdict.tempfail("Cannot hand over the plaintext copy now, try again later")
+
+
+def _sign_and_encrypt(msg: Message, services: Services) -> Verdict | None:
+    cfg = services.config
     for recipient in msg.recipients:  # recipients the MTA did not announce (non-SMTP submission)
         domain = policy.domain_of(recipient)
         if domain not in msg.domain_keys:
