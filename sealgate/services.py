@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sealgate.config import Config, ConfigError
 from sealgate.dns import make_resolver
-from sealgate.keystore.client import KeystoreClient
+from sealgate.keystore.cached import CachingKeystoreClient
 from sealgate.pipeline import Services
 
 
@@ -13,6 +13,6 @@ def build(config: Config) -> Services:
         resolver = make_resolver(config.dns)
     except ValueError as exc:  # an unreadable or malformed zone file
         raise ConfigError(f"{config.source}: [dns] zone_files: {exc}") from None
-    keys = KeystoreClient(config.keystore.socket, config.keystore.timeout) \
+    keys = CachingKeystoreClient(config.keystore.socket, config.keystore.timeout) \
         if config.milter.use_keystore else None
     return Services(config=config, resolver=resolver, keys=keys)

@@ -40,7 +40,7 @@ def test_discovery_against_a_second_keystore_on_loopback(tmp_path: Path) -> None
     local.run("keys", "init", "local.test")
     with local, local.client() as client:
         with remote, remote.client() as remote_client:
-            found = client.bundle(REMOTE)
+            found = client.bundle(REMOTE, with_document=True)
             published = remote_client.local_bundle(REMOTE)
             assert found.found, found.reason
             assert found.hash == published.hash and found.authenticated is False

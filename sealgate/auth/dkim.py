@@ -31,6 +31,7 @@ class StreamingVerifier(dkim.DKIM):
     def __init__(self, header_block: bytes, body: IO[bytes], minkey: int) -> None:
         super().__init__(header_block, minkey=minkey)
         self.spooled_body = body
+        self.hashes: dict[tuple[bool, str, int | None], bytes] = {}  # signatures share them
 
     def verify_headerprep(self, idx: int = 0):  # type: ignore[no-untyped-def]
         prep = super().verify_headerprep(idx)
@@ -46,9 +47,11 @@ class StreamingVerifier(dkim.DKIM):
         if b"bh" not in sig or body_c not in BODY_CANONICALIZATIONS or \
                 sig.get(b"a") not in BODY_HASHES or not sig.get(b"l", b"0").isdigit():
             return
-        limit = int(sig[b"l"]) if b"l" in sig else None
-        digest = body_hash(self.spooled_body, BODY_CANONICALIZATIONS[body_c],
-                           BODY_HASHES[sig[b"a"]], limit)
+        how = (BODY_CANONICALIZATIONS[body_c], BODY_HASHES[sig[b"a"]],
+               int(sig[b"l"]) if b"l" in sig else None)
+        if how not in self.hashes:
+            self.hashes[how] = body_hash(self.spooled_body, *how)
+        digest = self.hashes[how]
         expected = base64.b64decode(re.sub(rb"\s+", b"", sig.pop(b"bh")))
         if digest != expected:
             raise dkim.ValidationError("body hash mismatch")

@@ -211,13 +211,15 @@ class KeystoreClient:
         result = self.call("dkim_sign", domain=domain, algorithm=algorithm, digest=b64(digest))
         return result["selector"], unb64(result["signature"], "signature")
 
-    def bundle(self, domain: str) -> BundleAnswer:
+    def bundle(self, domain: str, with_document: bool = False) -> BundleAnswer:
         """Another domain's verified keys, found by discovery and cached."""
-        return BundleAnswer.from_wire(self.call("bundle", domain=domain))
+        return BundleAnswer.from_wire(self.call("bundle", domain=domain,
+                                                with_document=with_document))
 
-    def local_bundle(self, domain: str) -> BundleAnswer:
+    def local_bundle(self, domain: str, with_document: bool = False) -> BundleAnswer:
         """One of our own domains' current bundle, as others see it."""
-        return BundleAnswer.from_wire(self.call("local_bundle", domain=domain))
+        return BundleAnswer.from_wire(self.call("local_bundle", domain=domain,
+                                                with_document=with_document))
 
     def mailbox_keys(self, address: str) -> list[MailboxKeyInfo]:
         """The keys to seal mail for `address` to, by its domain's policy; empty when none."""

@@ -44,8 +44,9 @@ def _bytes(request: dict[str, Any], name: str, size: int | None = None) -> bytes
     return value
 
 
-def discovered_to_wire(found: Discovered, now: int) -> dict[str, Any]:
-    """The `bundle` answer; a bundle whose last transport key expired a moment ago is refused."""
+def discovered_to_wire(found: Discovered, now: int, with_document: bool = True) -> dict[str, Any]:
+    """The `bundle` answer; a bundle whose last transport key expired a moment ago is refused.
+    The whole signed document (history included) only when asked: the milter never needs it."""
     current = found.bundle.current_transport(now) if found.bundle else None
     if found.bundle is not None and current is None:
         found = Discovered("refused", found.domain, f"no transport key is valid at {iso(now)}")
@@ -59,8 +60,9 @@ def discovered_to_wire(found: Discovered, now: int) -> dict[str, Any]:
                               "public": b64(found.bundle.identity_public)},
                     transport={"key_id": current.key_id, "public": b64(current.public),
                                "valid_from": iso(current.valid_from),
-                               "valid_until": iso(current.valid_until)},
-                    document=found.bundle.document)
+                               "valid_until": iso(current.valid_until)})
+        if with_document:
+            wire["document"] = found.bundle.document
     return wire
 
 
@@ -173,7 +175,8 @@ class Operations:
 
     def bundle(self, request: dict[str, Any]) -> dict[str, Any]:
         domain = names.domain(_text(request, "domain"))
-        return discovered_to_wire(self._discovery.lookup(domain), self._clock())
+        return discovered_to_wire(self._discovery.lookup(domain), self._clock(),
+                                  request.get("with_document") is True)
 
     def local_bundle(self, request: dict[str, Any]) -> dict[str, Any]:
         domain = names.domain(_text(request, "domain"))
@@ -184,8 +187,10 @@ class Operations:
         try:
             verified = self._own_bundles.verified(domain, latest[0], latest[1], now)
         except BundleRefused as exc:
-            return discovered_to_wire(Discovered("refused", domain, f"our own bundle: {exc}"), now)
-        return discovered_to_wire(Discovered("found", domain, "", verified, False, *self._flags), now)
+            return discovered_to_wire(Discovered("refused", domain, f"our own bundle: {exc}"), now,
+                                      False)
+        return discovered_to_wire(Discovered("found", domain, "", verified, False, *self._flags), now,
+                                  request.get("with_document") is True)
 
     def mailbox_keys(self, request: dict[str, Any]) -> dict[str, Any]:
         keys = mailbox.mailbox_keys(self._store, _text(request, "address"))

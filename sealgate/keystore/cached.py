@@ -1,0 +1,59 @@
+"""A keystore client that remembers, for a minute, what rarely changes and is asked for every
+message: whether a domain is ours (and its identity key) and its DKIM selectors."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable
+
+from sealgate.keystore.client import BundleAnswer, KeystoreClient, KeystoreError
+
+TTL = 60.0
+
+
+class CachingKeystoreClient(KeystoreClient):
+    def __init__(self, socket_path: str, timeout: float = 2.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(socket_path, timeout)
+        self._clock = clock
+        self._cache_lock = threading.Lock()
+        self._local: dict[str, tuple[float, BundleAnswer | KeystoreError]] = {}
+        self._selectors: dict[tuple[str, str], str] = {}
+
+    def local_bundle(self, domain: str, with_document: bool = False) -> BundleAnswer:
+        """Cached, refusals ("not ours") included; the whole document is never cached."""
+        if with_document:
+            return super().local_bundle(domain, True)
+        now = self._clock()
+        with self._cache_lock:
+            cached = self._local.get(domain)
+        if cached is None or cached[0] <= now:
+            try:
+                answer: BundleAnswer | KeystoreError = super().local_bundle(domain)
+            except KeystoreError as exc:
+                if exc.code not in ("not-found", "bad-request"):
+                    raise
+                answer = exc
+            cached = (now + TTL, answer)
+            with self._cache_lock:
+                self._local[domain] = cached
+        if isinstance(cached[1], KeystoreError):
+            raise cached[1]
+        return cached[1]
+
+    def dkim_selector(self, domain: str, algorithm: str) -> str:
+        with self._cache_lock:
+            selector = self._selectors.get((domain, algorithm))
+        if selector is None:
+            selector = super().dkim_selector(domain, algorithm)
+            with self._cache_lock:
+                self._selectors[(domain, algorithm)] = selector
+        return selector
+
+    def dkim_sign(self, domain: str, algorithm: str, digest: bytes) -> tuple[str, bytes]:
+        """A rotated key shows in the answer: the next message gets the new selector."""
+        selector, signature = super().dkim_sign(domain, algorithm, digest)
+        with self._cache_lock:
+            self._selectors[(domain, algorithm)] = selector
+        return selector, signature
