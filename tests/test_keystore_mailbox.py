@@ -51,8 +51,9 @@ def test_client_generates_key_and_admin_registers_it(tmp_path: Path) -> None:
     assert key.address == f"alice@{DOMAIN}"
     done = keystore.run("keys", "register-mailbox", input=made.stdout)
     assert f"registered mailbox key {key.key_id} for alice@{DOMAIN}" in done.stdout
+    assert "registered recovery key" in done.stdout  # generate makes both by default
 
-    forged = json.loads(made.stdout)
+    forged = json.loads(made.stdout)[0]
     forged["address"] = f"mallory@{DOMAIN}"
     refused = keystore.run("keys", "register-mailbox", input=json.dumps(forged), check=False)
     assert refused.returncode == 1
