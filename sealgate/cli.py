@@ -12,7 +12,7 @@ from sealgate.config import ConfigError, load
 
 
 # Each feature adds its own subcommands: module.register(subparsers), using config_arg().
-FEATURE_COMMANDS: tuple[str, ...] = ("sealgate.tlspolicy.cli", "sealgate.keystore.cli", "sealgate.mailboxkey.cli")
+FEATURE_COMMANDS: tuple[str, ...] = ("sealgate.tlspolicy.cli", "sealgate.keystore.cli", "sealgate.mailboxkey.cli", "sealgate.spam.cli")
 
 
 def config_arg(parser: argparse.ArgumentParser) -> None:

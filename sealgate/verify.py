@@ -5,6 +5,7 @@ from __future__ import annotations
 from sealgate.auth import arc, dkim, dmarc, header, spf
 from sealgate.pipeline import Services, Stage, Transaction, Verdict
 from sealgate.policy import authentication
+from sealgate.spam import stage as spam
 from sealgate.tlspolicy import requirement as tls_requirement
 
 
@@ -18,5 +19,6 @@ def incoming_stages(verify_config: object) -> list[tuple[str, Stage]]:
     stages: list[tuple[str, Stage]] = [(name, fn) for name, fn in enabled.items()
                                        if getattr(verify_config, name)]
     # The header goes on before the decision, so a quarantined message carries its results.
+    # Spam scoring comes last: it uses the results, and a message DMARC rejects costs no scan.
     return [("tls", tls_requirement.stage)] + stages + [("authentication-results", header.stage),
-                                                        ("policy", decide)]
+                                                        ("policy", decide), ("spam", spam.stage)]

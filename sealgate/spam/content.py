@@ -16,17 +16,17 @@ from sealgate.spam.mime import MailView
 
 # Every pattern is bounded or stops at the next "<", so hostile markup (thousands of unclosed
 # tags) costs linear time, not quadratic.
-_SCRIPT_STYLE = re.compile(r"<(script|style)\b.*?(?:</\1\s*>|\Z)", re.I | re.S)
-_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.S)
+_SCRIPT_STYLE = re.compile(r"<(script|style)\b.*?(?:</\1\s*>|\Z)", re.IGNORECASE | re.DOTALL)
+_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
 _TAG = re.compile(r"<[^<>]*>")
 _HREF = re.compile(r"""<a\b[^<>]{0,500}?\bhref\s*=\s*["']?([^"'\s<>]+)[^<>]{0,500}>(.{0,300}?)</a\s*>""",
-                   re.I | re.S)
-_IMG = re.compile(r"<img\b", re.I)
-_HIDDEN = re.compile(r"""display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*[01](px|pt)?\b"""
-                     r"""|<font\b[^<>]{0,200}\bsize\s*=\s*["']?[-+]?[01]["'\s>]""", re.I)
-_URL = re.compile(r"\b(?:https?://|www\.)[^\s<>\"'()\[\]{}]+", re.I)
-_HOST_IN_TEXT = re.compile(r"^(?:https?://)?(?:www\.)?([a-z0-9.-]+\.[a-z]{2,})(?:[/:]|$)", re.I)
-_IP_HOST = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$|^\[?[0-9a-f:]+:[0-9a-f:]*\]?$", re.I)
+                   re.IGNORECASE | re.DOTALL)
+_HIDDEN = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*[01](px|pt)?\b"
+                     r"|<font\b[^<>]{0,200}\bsize\s*=\s*[\"']?0[\"'\s>]")  # on lower-case markup
+_URL = re.compile(r"\b(?:https?://|www\.)[^\s<>\"'()\[\]{}]+", re.IGNORECASE)
+# Link text that is itself an address (scheme or www. first): "Example.com news" is a brand.
+_HOST_IN_TEXT = re.compile(r"^(?:https?://(?:www\.)?|www\.)([a-z0-9.-]+\.[a-z]{2,})(?:[/:?#]\S*)?$", re.IGNORECASE)
+_IP_HOST = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$|^\[?[0-9a-f:]+:[0-9a-f:]*\]?$", re.IGNORECASE)
 GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 
 
@@ -42,6 +42,7 @@ class Content:
     hidden_html: bool = False
     link_mismatch: bool = False  # link text names one domain, the link goes to another
     gtube: bool = False
+    lower: str = ""  # `text` in lower case, computed once for the phrase rules and the tokenizer
 
     @property
     def text(self) -> str:
@@ -78,6 +79,13 @@ def _mismatched(href: str, anchor: str) -> bool:
     return bool(shown and target and _registered_part(shown.group(1).lower()) != _registered_part(target))
 
 
+def _hidden(lower_markup: str) -> bool:
+    if "display" not in lower_markup and "visibility" not in lower_markup \
+            and "size" not in lower_markup:
+        return False  # the cheap test first: most HTML has none of these words
+    return bool(_HIDDEN.search(lower_markup))
+
+
 def analyse(view: MailView) -> Content:
     content = Content()
     plain: list[str] = []
@@ -86,8 +94,9 @@ def analyse(view: MailView) -> Content:
         if part.subtype == "html":
             content.html_parts += 1
             markup = part.text
-            content.images += len(_IMG.findall(markup))
-            content.hidden_html = content.hidden_html or bool(_HIDDEN.search(markup))
+            lower = markup.lower()
+            content.images += lower.count("<img")
+            content.hidden_html = content.hidden_html or _hidden(lower)
             for href, anchor in _HREF.findall(markup):
                 content.urls.append(html.unescape(href))
                 if not content.link_mismatch and _mismatched(html.unescape(href), anchor):
@@ -98,7 +107,9 @@ def analyse(view: MailView) -> Content:
             plain.append(part.text)
     content.plain_text = "\n".join(plain)
     content.html_text = "\n".join(visible)
-    content.urls += _URL.findall(content.text)
+    content.lower = content.text.lower()
+    if "http" in content.lower or "www." in content.lower:
+        content.urls += _URL.findall(content.text)
     content.url_hosts = [h for h in (host_of(u) for u in content.urls) if h]
     content.gtube = GTUBE in content.text or any(GTUBE in p.text for p in view.texts)
     return content

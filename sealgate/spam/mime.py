@@ -120,7 +120,9 @@ def parse_params(value: str) -> tuple[str, list[tuple[str, str]]]:
 
 
 def _split_semicolons(value: str) -> list[str]:
-    items, current, quoted = [], [], False
+    items: list[str] = []
+    current: list[str] = []
+    quoted = False
     for ch in value:
         if ch == '"':
             quoted = not quoted
@@ -160,8 +162,9 @@ def decode_transfer(body: bytes, encoding: str) -> bytes:
     try:
         if encoding == "base64":
             cleaned = re.sub(rb"[^A-Za-z0-9+/]", b"", body)
-            cleaned = cleaned[:len(cleaned) - len(cleaned) % 4]
-            return binascii.a2b_base64(cleaned)
+            if len(cleaned) % 4 == 1:  # one stray character cannot encode anything
+                cleaned = cleaned[:-1]
+            return binascii.a2b_base64(cleaned + b"=" * (-len(cleaned) % 4))
         if encoding == "quoted-printable":
             return binascii.a2b_qp(body)
     except (binascii.Error, ValueError):
@@ -288,7 +291,7 @@ def _leaf(view: MailView, mtype: str, params: list[tuple[str, str]], encodings: 
 def split_multipart(view: MailView, body: bytes, boundary: str) -> list[bytes]:
     """The parts between delimiter lines `--boundary`; preamble and epilogue left out."""
     delimiter = re.compile(rb"^--" + re.escape(boundary.encode("utf-8", "replace"))
-                           + rb"(--)?[ \t]*$", re.M)
+                           + rb"(--)?[ \t]*$", re.MULTILINE)
     parts: list[bytes] = []
     start: int | None = None
     closed = False

@@ -1,0 +1,162 @@
+"""The Bayes model in SQLite: for each token, how many ham and how many spam messages held it.
+
+Tokens are stored as text in a WITHOUT ROWID table: a lookup is one index
+probe in C, cheaper than hashing every token in Python first, and the file
+stays readable with the sqlite3 shell. The message totals live in the same
+table under the empty token, so one SELECT (one consistent snapshot) gives
+the classifier everything.
+
+The milter reads through a pool of read-only connections; `sealgate spam
+train` writes in one transaction, so the milter reads the old counts until
+the commit. No WAL: a read-only reader of a WAL database needs write access
+to its directory. Training updates the file in place; a model file replaced
+by another (mv) is only seen after a milter restart.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import sqlite3
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+# Bump when tokens.py changes what it emits: a model of other tokens must be retrained.
+TOKENIZER_VERSION = "3"
+TOTALS = ""  # the row holding the message counts; no token is empty
+BATCH = 900  # bound parameters per SELECT, under every SQLite build's limit (999)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS tokens (token TEXT PRIMARY KEY, ham INTEGER NOT NULL DEFAULT 0,
+                                   spam INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS seen (digest BLOB PRIMARY KEY, label TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class ModelError(Exception):
+    """The model file exists but cannot be used (corrupt, wrong version, unreadable)."""
+
+
+@dataclass(frozen=True)
+class Counts:
+    nham: int
+    nspam: int
+    tokens: dict[str, tuple[int, int]]
+
+
+class ModelReader:
+    """Read-only access for scoring, shared by all threads of one process.
+
+    libmilter starts a thread per MTA connection, so connections are pooled
+    rather than kept per thread: a new SMTP connection does not reopen the file.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._idle: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
+
+    def _open(self) -> sqlite3.Connection | None:
+        if not os.path.exists(self.path):
+            return None  # not trained yet: checked again on the next message
+        try:
+            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=1.0,
+                                   isolation_level=None, check_same_thread=False)
+            version = conn.execute("SELECT value FROM meta WHERE name = 'tokenizer'").fetchone()
+        except sqlite3.Error as exc:
+            raise ModelError(f"Bayes model {self.path}: {exc}") from None
+        if not version or version[0] != TOKENIZER_VERSION:
+            conn.close()
+            raise ModelError(f"Bayes model {self.path} was trained by another tokenizer "
+                             f"version; retrain it with `sealgate spam train`")
+        return conn
+
+    def counts(self, tokens: Iterable[str]) -> Counts | None:
+        """Totals and per-token counts; None when no model file exists yet."""
+        try:
+            conn: sqlite3.Connection | None = self._idle.get_nowait()
+        except queue.Empty:
+            conn = self._open()
+        if conn is None:
+            return None
+        wanted = [TOTALS, *tokens]
+        found: dict[str, tuple[int, int]] = {}
+        try:
+            if len(wanted) > BATCH:  # several statements: hold one snapshot across them
+                conn.execute("BEGIN")
+            try:
+                for i in range(0, len(wanted), BATCH):
+                    batch = wanted[i:i + BATCH]
+                    query = f"SELECT token, ham, spam FROM tokens WHERE token IN ({','.join('?' * len(batch))})"
+                    found.update((t, (h, s)) for t, h, s in conn.execute(query, batch))
+            finally:
+                if conn.in_transaction:
+                    conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            conn.close()  # not returned to the pool: the next message opens a fresh one
+            raise ModelError(f"Bayes model {self.path}: {exc}") from None
+        self._idle.put(conn)
+        nham, nspam = found.pop(TOTALS, (0, 0))
+        return Counts(nham, nspam, found)
+
+
+_readers: dict[str, ModelReader] = {}
+_readers_lock = threading.Lock()
+
+
+def reader(path: str) -> ModelReader:
+    """The process-wide reader of the model at `path` (kept across config reloads)."""
+    with _readers_lock:
+        if path not in _readers:
+            _readers[path] = ModelReader(path)
+        return _readers[path]
+
+
+class ModelWriter:
+    """Training: add a message's tokens under a label, once per message (by digest)."""
+
+    def __init__(self, path: str) -> None:
+        try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self.conn = sqlite3.connect(path, timeout=30.0)
+            self.conn.executescript(SCHEMA)
+            self.conn.execute("INSERT OR REPLACE INTO meta VALUES ('tokenizer', ?)",
+                              (TOKENIZER_VERSION,))
+        except (OSError, sqlite3.Error) as exc:
+            raise ModelError(f"Bayes model {path}: cannot open for training: {exc}") from None
+        self.path = path
+
+    def learn(self, tokens: set[str], label: str, digest: bytes) -> str:
+        """"learned", "known" (already learned with this label) or "relearned" (label changed)."""
+        row = self.conn.execute("SELECT label FROM seen WHERE digest = ?", (digest,)).fetchone()
+        if row and row[0] == label:
+            return "known"
+        rows = [TOTALS, *(t for t in tokens if t)]
+        if row:
+            self._add(rows, row[0], -1)
+        self._add(rows, label, +1)
+        self.conn.execute("INSERT OR REPLACE INTO seen VALUES (?, ?)", (digest, label))
+        return "relearned" if row else "learned"
+
+    def _add(self, tokens: list[str], label: str, step: int) -> None:
+        ham, spam = (step, 0) if label == "ham" else (0, step)
+        self.conn.executemany(
+            "INSERT INTO tokens (token, ham, spam) VALUES (?, ?, ?) ON CONFLICT (token) DO UPDATE "
+            "SET ham = max(ham + excluded.ham, 0), spam = max(spam + excluded.spam, 0)",
+            [(t, ham, spam) for t in tokens])
+
+    def totals(self) -> tuple[int, int]:
+        row = self.conn.execute("SELECT ham, spam FROM tokens WHERE token = ?", (TOTALS,)).fetchone()
+        return (row[0], row[1]) if row else (0, 0)
+
+    def commit(self) -> None:
+        self.conn.commit()
+
+    def close(self) -> None:
+        self.conn.commit()
+        self.conn.close()
+
+    def reset(self) -> None:
+        self.conn.executescript("DELETE FROM tokens; DELETE FROM seen;")
