@@ -12,24 +12,18 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import signal
 import socket
-import subprocess
-import time
 from pathlib import Path
 from typing import Self
 
 from sealgate.testbed.ports import LOOPBACK, free_port
+from sealgate.testbed.process import Daemon
 
 SPAMD = "/usr/sbin/spamd"
 RSPAMD = "/usr/bin/rspamd"
 # rspamd compiles its Hyperscan regexp databases at first start (~20 s here) and caches them in
 # its DBDIR; a cache kept across runs makes later starts take well under a second.
 RSPAMD_CACHE = Path(f"/var/tmp/sealgate-rspamd-cache-{os.geteuid()}")
-
-
-class DaemonError(RuntimeError):
-    """A scanner daemon that did not start; the text ends with its log."""
 
 
 def missing(program: str, package: str) -> str:
@@ -45,55 +39,20 @@ def _user_exists(name: str) -> bool:
         return False
 
 
-class _Daemon:
-    name = ""
-
+class _Daemon(Daemon):
     def __init__(self, workdir: Path) -> None:
+        super().__init__(workdir / f"{self.name}.out")
         self.workdir = workdir
         self.port = 0
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log_path = workdir / f"{self.name}.out"
-
-    def command(self) -> list[str]:
-        raise NotImplementedError
-
-    def ready(self) -> bool:
-        raise NotImplementedError
 
     def start(self, timeout: float = 120) -> Self:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + timeout
-        while not self.ready():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise DaemonError(f"{self.name} did not start on {LOOPBACK}:{self.port}:\n"
-                                  f"{self.log_text()[-3000:]}")
-            time.sleep(0.1)
-        return self
-
-    def stop(self, timeout: float = 15) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        return super().start(timeout)
 
     def log_text(self) -> str:
         return "".join(p.read_text(errors="replace") for p in sorted(self.workdir.glob("*.log"))
                        + [self.log_path] if p.exists())
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 class Spamd(_Daemon):

@@ -8,10 +8,8 @@ another user and see the socket's own permissions decide.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -19,9 +17,12 @@ from sealgate.keystore.client import KeystoreClient
 from sealgate.keystore.errors import KeystoreUnavailable
 from sealgate.testbed.milter import write_config
 from sealgate.testbed.ports import free_port
+from sealgate.testbed.process import Daemon
 
 
-class KeystoreProcess:
+class KeystoreProcess(Daemon):
+    name = "sealgate keystore"
+
     def __init__(self, workdir: Path, zone_files: Sequence[Path] = (), now: str | None = None,
                  directory: bool = True, **keystore: Any) -> None:
         self.workdir = workdir
@@ -38,8 +39,7 @@ class KeystoreProcess:
         self.config = write_config(workdir / "sealgate.conf", {
             "keystore": settings, "log": {"level": "debug"},
             "dns": {"backend": "zone", "zone_files": [str(p) for p in zone_files]}})
-        self.log_path = workdir / "keystore.log"
-        self.proc: subprocess.Popen[bytes] | None = None
+        super().__init__(workdir / "keystore.log", self.env)
 
     def run(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
         """`sealgate ARGS --config FILE` with this instance's clock."""
@@ -50,41 +50,16 @@ class KeystoreProcess:
             raise RuntimeError(f"sealgate {' '.join(args)} failed ({done.returncode}):\n{done.stderr}")
         return done
 
-    def start(self, timeout: float = 15) -> "KeystoreProcess":
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "sealgate", "keystore", "serve",
-                                      "--config", str(self.config)],
-                                     stdout=log, stderr=subprocess.STDOUT, env=self.env)
-        deadline = time.monotonic() + timeout
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "sealgate", "keystore", "serve", "--config", str(self.config)]
+
+    def ready(self) -> bool:
         with KeystoreClient(self.socket_path, timeout=1) as client:
-            while True:
-                try:
-                    client.ping()
-                    return self
-                except KeystoreUnavailable:
-                    if self.proc.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(f"keystore did not start:\n{self.log_text()}") from None
-                    time.sleep(0.05)
+            try:
+                client.ping()
+            except KeystoreUnavailable:
+                return False
+        return True
 
     def client(self, timeout: float = 2.0) -> KeystoreClient:
         return KeystoreClient(self.socket_path, timeout)
-
-    def stop(self, timeout: float = 10) -> int:
-        if self.proc is None:
-            return 0
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait()
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def __enter__(self) -> "KeystoreProcess":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
