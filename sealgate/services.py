@@ -1,11 +1,19 @@
-"""Build the shared services (resolver, clock) from a loaded configuration."""
+"""Build the shared services (resolver, keystore client) from a configuration, and again on
+SIGHUP."""
 
 from __future__ import annotations
 
-from sealgate.config import Config, ConfigError
+import logging
+from pathlib import Path
+from typing import Callable
+
+from sealgate.config import Config, ConfigError, load
 from sealgate.dns import make_resolver
 from sealgate.keystore.cached import CachingKeystoreClient
+from sealgate.logsetup import configure_logging
 from sealgate.pipeline import Services
+
+log = logging.getLogger("sealgate")
 
 
 def build(config: Config) -> Services:
@@ -16,3 +24,21 @@ def build(config: Config) -> Services:
     keys = CachingKeystoreClient(config.keystore.socket, config.keystore.timeout) \
         if config.milter.use_keystore else None
     return Services(config=config, resolver=resolver, keys=keys)
+
+
+def reload(config_path: Path | None, running: Config, socket_key: str,
+           apply: Callable[[Services], None]) -> None:
+    """SIGHUP: hand new services to `apply`; a bad file keeps the running ones and says why.
+    The listening socket (`socket_key`, section.name) only changes at restart."""
+    try:
+        config = load(config_path)
+        new = build(config)
+    except (ConfigError, ValueError) as exc:
+        log.error("reload refused, keeping the running configuration: %s", exc)
+        return
+    if config.values[socket_key] != running.values[socket_key]:
+        section, name = socket_key.split(".")
+        log.warning("reload: [%s] %s changed; takes effect at restart", section, name)
+    configure_logging(config.log)
+    apply(new)
+    log.info("configuration reloaded from %s", config.source)

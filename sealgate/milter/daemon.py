@@ -21,7 +21,7 @@ import Milter
 import milter as libmilter
 
 from sealgate import services
-from sealgate.config import Config, ConfigError, load
+from sealgate.config import load
 from sealgate.logsetup import configure_logging
 from sealgate.milter.adapter import SealgateMilter
 
@@ -100,7 +100,8 @@ def serve(config_path: Path | None) -> int:
                  signum, config.milter.drain_timeout)
 
     def on_hup(signum: int, frame: FrameType | None) -> None:
-        reload(config_path, config)
+        services.reload(config_path, config, "milter.socket",
+                        lambda new: setattr(SealgateMilter, "services", new))
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
@@ -125,18 +126,3 @@ def serve(config_path: Path | None) -> int:
         return 1
     log.info("sealgate milter stopped")
     return 0
-
-
-def reload(config_path: Path | None, running: Config) -> None:
-    """Swap in new services; a bad file keeps the old ones running and says why."""
-    try:
-        config = load(config_path)
-        new = services.build(config)
-    except (ConfigError, ValueError) as exc:
-        log.error("reload refused, keeping the running configuration: %s", exc)
-        return
-    if config.milter.socket != running.milter.socket:
-        log.warning("reload: [milter] socket changed; takes effect at restart")
-    configure_logging(config.log)
-    SealgateMilter.services = new
-    log.info("configuration reloaded from %s", config.source)

@@ -17,7 +17,7 @@ from pathlib import Path
 from types import FrameType
 
 from sealgate import services as services_module
-from sealgate.config import Config, ConfigError, load
+from sealgate.config import load
 from sealgate.logsetup import configure_logging
 from sealgate.pipeline import Services
 from sealgate.tlspolicy import outbound, socketmap
@@ -99,7 +99,8 @@ def serve(config_path: Path | None) -> int:
     server.services = built
 
     def on_hup(signum: int, frame: FrameType | None) -> None:
-        reload(server, config_path, config)
+        services_module.reload(config_path, config, "tls.policy_socket",
+                               lambda new: setattr(server, "services", new))
 
     signal.signal(signal.SIGHUP, on_hup)
     worker = threading.Thread(target=server.serve_forever, name="socketmap", daemon=True)
@@ -113,17 +114,3 @@ def serve(config_path: Path | None) -> int:
     server.server_close()
     log.info("sealgate tls policy server stopped")
     return 0
-
-
-def reload(server: PolicyServer, config_path: Path | None, running: Config) -> None:
-    """New connections get the new configuration; a bad file keeps the old one and says why."""
-    try:
-        config = load(config_path)
-        server.services = services_module.build(config)
-    except (ConfigError, ValueError) as exc:
-        log.error("reload refused, keeping the running configuration: %s", exc)
-        return
-    if config.tls.policy_socket != running.tls.policy_socket:
-        log.warning("reload: [tls] policy_socket changed; takes effect at restart")
-    configure_logging(config.log)
-    log.info("configuration reloaded from %s", config.source)
