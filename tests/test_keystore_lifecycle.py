@@ -147,6 +147,31 @@ def test_transport_keys_rotate_overlap_and_are_destroyed(store: KeyStore, clock:
     assert unwrap(ops, second.key_id, wrapping.wrap(second.public, content_key, b"ctx")) == content_key
 
 
+def test_keys_made_ahead_keep_the_published_bundle_for_months(store: KeyStore) -> None:
+    """The DNS record names the bundle's hash: with a batch of keys published ahead, weekly
+    rotation and destruction go on without a new bundle until the next batch."""
+    ahead = lifecycle.Schedule(window=7 * DAY, overlap=7 * DAY, grace=5 * DAY,
+                               prepublish=8 * 7 * DAY)
+    lifecycle.init_domain(store, DOMAIN, ahead, T0)
+    published = store.latest_bundle(DOMAIN)
+    assert published is not None
+    first = current_bundle(store, T0).current_transport(T0)
+    assert first is not None
+    currents = set()
+    for week in range(1, 4):
+        now = T0 + week * 7 * DAY
+        lifecycle.maintain(store, DOMAIN, ahead, now)
+        assert store.latest_bundle(DOMAIN) == published  # same hash: the record stays valid
+        current = current_bundle(store, now).current_transport(now)
+        assert current is not None and current.valid_from == now
+        currents.add(current.key_id)
+    assert len(currents) == 3 and first.key_id not in currents  # a new key each week
+    assert store.key(first.key_id).state == "destroyed"  # type: ignore[union-attr]
+    now = T0 + 5 * 7 * DAY  # fewer than half of the weeks ahead are left: the next batch
+    assert any("for " in c for c in lifecycle.maintain(store, DOMAIN, ahead, now))
+    assert store.latest_bundle(DOMAIN) != published
+
+
 def test_history_keeps_every_key(store: KeyStore, clock: Clock) -> None:
     lifecycle.init_domain(store, DOMAIN, SCHEDULE, T0)
     for day in (7, 14, 21, 28):

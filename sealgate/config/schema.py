@@ -317,6 +317,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("keystore", "transport_grace_days", int, 5,
            "Days a transport private key is kept after its validity ends (mail queued in transit), "
            "then destroyed.", non_negative),
+    Option("keystore", "transport_prepublish_days", int, 182,
+           "Transport keys are made and published this far ahead, in batches, so the DNS record "
+           "changes about twice a year instead of at every rotation; 0 makes one key at a time.",
+           non_negative),
     Option("keystore", "maintenance_interval", int, 300,
            "Seconds between the service's rotation and destruction checks.", positive),
     Option("keystore", "fetch_timeout", float, 10.0,

@@ -32,12 +32,17 @@ class Schedule:
     window: int   # seconds a transport key is the newest
     overlap: int  # seconds it stays valid after its successor starts
     grace: int    # seconds its private half is kept after validity ends
+    # Seconds ahead that keys for coming windows exist and are published. The bundle, and so
+    # the DNS record naming its hash, then changes only when a batch is added (about every
+    # prepublish/2), not at every window; each key is still destroyed after its own window.
+    prepublish: int = 0
 
     @classmethod
     def from_config(cls, keystore_config: Any) -> "Schedule":
         return cls(keystore_config.transport_window_days * DAY,
                    keystore_config.transport_overlap_days * DAY,
-                   keystore_config.transport_grace_days * DAY)
+                   keystore_config.transport_grace_days * DAY,
+                   keystore_config.transport_prepublish_days * DAY)
 
 
 def dkim_selector(algorithm: str, now: int) -> str:
@@ -53,14 +58,32 @@ def publish(store: KeyStore, conn: sqlite3.Connection, domain: str, now: int) ->
 
 
 def _add_transport(store: KeyStore, conn: sqlite3.Connection, domain: str, schedule: Schedule,
-                   now: int) -> KeyRecord:
+                   now: int, starts: int | None = None) -> KeyRecord:
+    """A transport key whose window begins at `starts` (now, unless made ahead of time)."""
     previous = store.newest(domain, "transport")
     public, private = generate(X25519)
+    begin = now if starts is None else starts
     key = store.add(conn, domain=domain, purpose="transport", algorithm=X25519, public=public,
-                    private=private, now=now, valid_until=now + schedule.window + schedule.overlap)
+                    private=private, now=now, valid_from=begin,
+                    valid_until=begin + schedule.window + schedule.overlap)
     if previous is not None:
         store.supersede(conn, previous.key_id, key.key_id)
     return key
+
+
+def _add_ahead(store: KeyStore, conn: sqlite3.Connection, domain: str, schedule: Schedule,
+               now: int) -> list[KeyRecord]:
+    """Keys for the coming windows, once fewer than half of `prepublish` are left."""
+    newest = store.newest(domain, "transport")
+    if newest is None or schedule.prepublish <= 0 or \
+            newest.valid_from >= now + schedule.prepublish // 2:
+        return []
+    made = []
+    starts = newest.valid_from + schedule.window
+    while starts <= now + schedule.prepublish:
+        made.append(_add_transport(store, conn, domain, schedule, now, starts))
+        starts += schedule.window
+    return made
 
 
 def add_held(store: KeyStore, conn: sqlite3.Connection, domain: str, purpose: str, algorithm: str,
@@ -85,6 +108,7 @@ def init_domain(store: KeyStore, domain: str, schedule: Schedule, now: int,
                      (domain, mailbox_policy, now))
         made = [add_held(store, conn, domain, "identity", ED25519, now),
                 _add_transport(store, conn, domain, schedule, now),
+                *_add_ahead(store, conn, domain, schedule, now),
                 add_held(store, conn, domain, "dkim", ED25519, now, dkim_selector(ED25519, now)),
                 add_held(store, conn, domain, "dkim", RSA2048, now, dkim_selector(RSA2048, now),
                           rsa_pair)]
@@ -209,7 +233,12 @@ def maintain(store: KeyStore, domain: str, schedule: Schedule, now: int) -> list
             key = _add_transport(store, conn, domain, schedule, now)
             changes.append(f"new transport key {key.key_id} of {domain}, valid until "
                            f"{iso(key.valid_until or 0)}")
-        if changes:
+        ahead = _add_ahead(store, conn, domain, schedule, now)
+        changes += [f"new transport key {k.key_id} of {domain} for {iso(k.valid_from)}"
+                    for k in ahead]
+        # With keys made ahead, retiring and destroying leave the published bundle alone (its
+        # expired keys are never chosen), so the DNS record stays valid until the next batch.
+        if any(c.startswith("new") for c in changes) or (changes and not schedule.prepublish):
             publish(store, conn, domain, now)
     if any(c.startswith("destroyed") for c in changes):
         store.db.purge_freed_pages()

@@ -113,15 +113,15 @@ class KeyStore:
     def add(self, conn: sqlite3.Connection, *, domain: str, purpose: str, algorithm: str,
             public: bytes, private: bytes | None, now: int, owner: str = "",
             valid_until: int | None = None, registration: str | None = None,
-            key_id: str | None = None) -> KeyRecord:
+            key_id: str | None = None, valid_from: int | None = None) -> KeyRecord:
         key_id = key_id or str(uuid.uuid4())
         sealed = (self._need_sealer().seal(private, _binding(key_id, purpose, domain))
                   if private is not None else None)
         conn.execute("INSERT INTO keys (id, domain, purpose, algorithm, owner, public, private, "
                      "state, created, valid_from, valid_until, registration) "
                      "VALUES (?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, ?)",
-                     (key_id, domain, purpose, algorithm, owner, public, sealed, now, now,
-                      valid_until, registration))
+                     (key_id, domain, purpose, algorithm, owner, public, sealed, now,
+                      now if valid_from is None else valid_from, valid_until, registration))
         found = conn.execute(f"SELECT {_COLUMNS} FROM keys WHERE id = ?", (key_id,)).fetchone()
         return KeyRecord.from_row(found)
 
