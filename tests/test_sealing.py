@@ -8,6 +8,7 @@ import json
 import smtplib
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -157,3 +158,18 @@ def test_recipient_without_a_key_is_delivered_unsealed_and_logged(site: Site) ->
     site.send(original, ["eve@b.test"])
     assert b"private words of no-key" in stored(site, "no-key").read_bytes()
     assert "no mailbox key for eve@b.test: delivered unsealed" in site.gateway.milter.log_text()
+
+
+def test_raw_8bit_headers_do_not_stop_sealing(site: Site) -> None:
+    original = message("latin1", "bob@b.test").replace(b"Subject: latin1",
+                                                       b"Subject: latin1 caf\xe9")
+    site.send(original, ["bob@b.test"])
+    deadline = time.monotonic() + 20
+    while not (found := [p for p in site.gateway.postfix.maildir_messages()
+                         if b"<latin1@sender.test>" in p.read_bytes()]):
+        assert time.monotonic() < deadline, site.gateway.milter.log_text()[-2000:]
+        time.sleep(0.1)
+    path = found[0]
+    done = sealgate("unseal", "--key", str(site.bob_key), str(path))
+    assert done.returncode == 0, done.stderr
+    verdict_and_original(done.stdout, original)  # inside, byte for byte

@@ -42,6 +42,17 @@ class Connections:
             return self._idle.wait_for(lambda: self._count <= 0, timeout)
 
 
+def _header_text(value: bytes) -> str:
+    """pymilter takes header values as str and sends them as UTF-8: raw 8-bit bytes that are not
+    UTF-8 travel as Latin-1 (one character a byte) instead of making the message fail; NUL,
+    which the milter protocol cannot carry, is dropped."""
+    value = value.replace(b"\0", b"")
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return value.decode("latin-1")
+
+
 def _reply_text(text: str) -> str:
     """libmilter drops a reply containing a lone '%'; our texts never need one."""
     return text.replace("%", " percent")
@@ -188,7 +199,7 @@ class SealgateMilter(Milter.Base):
         for name, index in reversed(doomed):  # highest index first: the others keep theirs
             self.chgheader(name, index, "")
         for name, value in msg.headers[len(msg.kept):]:
-            self.addheader(name, value.replace(b"\r\n", b"\n").decode("utf-8", "surrogateescape"))
+            self.addheader(name, _header_text(value.replace(b"\r\n", b"\n")))
         for chunk in msg.iter_body():
             self.replacebody(chunk)
 
