@@ -12,12 +12,12 @@ from typing import IO
 
 import dkim
 
-from sealgate.auth import rsa_verify
+from sealgate.auth import dkimpy_speedups
 from sealgate.auth.dkim_body import body_hash
 from sealgate.dns import DNSTempError, Resolver
 from sealgate.pipeline import AuthResult, Services, Transaction
 
-rsa_verify.install()
+dkimpy_speedups.install()
 
 
 BODY_CANONICALIZATIONS = {b"simple": False, b"relaxed": True}
