@@ -1,17 +1,23 @@
-"""The DNS module: zone-file answers, and real timeouts from a resolver that never answers."""
+"""The DNS module: zone-file answers, the answer cache against a real DNS server on loopback, and
+real timeouts from a resolver that never answers."""
 
 from __future__ import annotations
 
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Iterator
 
+import dns.message
+import dns.rcode
+import dns.rrset
 import pytest
 
 from sealgate.dns import DNSTempError
+from sealgate.dns.cache import CachingResolver
 from sealgate.dns.network import NetworkResolver
 from sealgate.dns.zonefile import ZoneFileResolver
 from sealgate.testbed.zones import txt
@@ -26,12 +32,79 @@ def silent_server() -> Iterator[int]:
     sock.close()
 
 
-def test_timeout_is_temperror_within_the_bound(silent_server: int) -> None:
-    resolver = NetworkResolver(["127.0.0.1"], silent_server, timeout=0.5, cache_size=10)
-    started = time.monotonic()
-    with pytest.raises(DNSTempError, match="timeout"):
-        resolver.lookup("example.org", "TXT")
-    assert time.monotonic() - started < 1.5
+class CountingServer:
+    """A DNS server on loopback: TXT "hello" (TTL 120) at known.test, NXDOMAIN with an SOA whose
+    negative TTL is 30 for every other name; it counts the queries it answers."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.queries = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                wire, peer = self.sock.recvfrom(4096)
+            except OSError:
+                return
+            query = dns.message.from_wire(wire)
+            self.queries += 1
+            response = dns.message.make_response(query)
+            qname = query.question[0].name
+            if qname.to_text() == "known.test.":
+                response.answer.append(dns.rrset.from_text(qname, 120, "IN", "TXT", '"hello"'))
+            else:
+                response.set_rcode(dns.rcode.NXDOMAIN)
+                response.authority.append(dns.rrset.from_text(
+                    "test.", 3600, "IN", "SOA", "ns.test. host.test. 1 2 3 4 30"))
+            self.sock.sendto(response.to_wire(), peer)
+
+
+@pytest.fixture
+def counting_server() -> Iterator[CountingServer]:
+    server = CountingServer()
+    yield server
+    server.sock.close()
+
+
+def test_answers_are_cached_for_their_ttl_and_negative_ones_for_the_soa_minimum(
+        counting_server: CountingServer) -> None:
+    now = [1000.0]
+    resolver = CachingResolver(NetworkResolver(["127.0.0.1"], counting_server.port, 2.0), 10,
+                               clock=lambda: now[0])
+    assert resolver.lookup("known.test", "TXT").texts() == [b"hello"]
+    missing = resolver.lookup("missing.test", "TXT")
+    assert missing.nxdomain and missing.ttl == 30
+    assert resolver.lookup("KNOWN.test.", "TXT").texts() == [b"hello"]  # same name, any spelling
+    assert resolver.lookup("missing.test", "TXT").nxdomain
+    assert counting_server.queries == 2
+    now[0] += 31  # the negative answer has expired, the positive one has not
+    resolver.lookup("missing.test", "TXT")
+    resolver.lookup("known.test", "TXT")
+    assert counting_server.queries == 3
+    now[0] += 120
+    resolver.lookup("known.test", "TXT")
+    assert counting_server.queries == 4
+
+
+def test_the_cache_keeps_at_most_its_size(counting_server: CountingServer) -> None:
+    resolver = CachingResolver(NetworkResolver(["127.0.0.1"], counting_server.port, 2.0), 2)
+    for name in ("a.test", "b.test", "c.test", "c.test", "b.test"):
+        resolver.lookup(name, "TXT")
+    assert counting_server.queries == 3
+    resolver.lookup("a.test", "TXT")  # the oldest entry made room for c.test
+    assert counting_server.queries == 4
+
+
+def test_timeout_is_temperror_within_the_bound_and_never_cached(silent_server: int) -> None:
+    resolver = CachingResolver(NetworkResolver(["127.0.0.1"], silent_server, timeout=0.5), 10)
+    for _ in range(2):
+        started = time.monotonic()
+        with pytest.raises(DNSTempError, match="timeout"):
+            resolver.lookup("example.org", "TXT")
+        assert time.monotonic() - started < 1.5
 
 
 def test_verify_reports_temperror_when_dns_is_down(tmp_path: Path, silent_server: int) -> None:

@@ -33,10 +33,13 @@ class Resolver(Protocol):
 
 
 def make_resolver(dns_config: Any) -> Resolver:
-    """The backend the [dns] section asks for."""
+    """The backend the [dns] section asks for, behind the answer cache."""
+    from sealgate.dns.cache import CachingResolver
+    backend: Resolver
     if dns_config.backend == "zone":
         from sealgate.dns.zonefile import ZoneFileResolver
-        return ZoneFileResolver(dns_config.zone_files)
-    from sealgate.dns.network import NetworkResolver
-    return NetworkResolver(dns_config.nameservers, dns_config.port, dns_config.timeout,
-                           dns_config.cache_size)
+        backend = ZoneFileResolver(dns_config.zone_files)
+    else:
+        from sealgate.dns.network import NetworkResolver
+        backend = NetworkResolver(dns_config.nameservers, dns_config.port, dns_config.timeout)
+    return CachingResolver(backend, dns_config.cache_size)

@@ -14,6 +14,9 @@ import dns.zone
 from sealgate.dns.resolver import Answer, DNSTempError
 
 MAX_CNAME_CHAIN = 8
+# The files are read once and their answers never change while the process runs: a negative
+# answer may be cached as long as a typical SOA would allow.
+NEGATIVE_TTL = 300
 
 
 class ZoneFileResolver:
@@ -52,12 +55,12 @@ class ZoneFileResolver:
         for _ in range(MAX_CNAME_CHAIN):
             node = self._nodes.get(qname)
             if node is None:
-                return Answer(nxdomain=qname not in self._existing)
+                return Answer(nxdomain=qname not in self._existing, ttl=NEGATIVE_TTL)
             rdataset = node.get_rdataset(dns.rdataclass.IN, qtype)
             if rdataset is not None:
                 return Answer(records=tuple(rdataset), ttl=rdataset.ttl)
             cname = node.get_rdataset(dns.rdataclass.IN, dns.rdatatype.CNAME)
             if cname is None or qtype == dns.rdatatype.CNAME:
-                return Answer()
+                return Answer(ttl=NEGATIVE_TTL)
             qname = cname[0].target
         return Answer()  # a CNAME loop or an overlong chain leads nowhere: no data
