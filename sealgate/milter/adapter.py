@@ -137,10 +137,6 @@ class SealgateMilter(Milter.Base):
             self.message.body.write(chunk)
         return Milter.CONTINUE
 
-    @Milter.noreply
-    def eoh(self) -> int:
-        return Milter.CONTINUE
-
     def eom(self) -> int:
         msg = self.message
         if msg is None:
