@@ -90,6 +90,9 @@ class Transaction:
     message: Message
     results: list[AuthResult] = field(default_factory=list)
     verdict: Verdict = ACCEPT
+    # What stages want in the message's one log line, as key=value (sealing, spam score ...):
+    # one line a message is what admins grep, and a write per line is a cost per message.
+    notes: list[str] = field(default_factory=list)
 
     def result(self, method: str) -> AuthResult | None:
         return next((r for r in self.results if r.method == method), None)

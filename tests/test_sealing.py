@@ -157,7 +157,7 @@ def test_recipient_without_a_key_is_delivered_unsealed_and_logged(site: Site) ->
     original = message("no-key", "eve@b.test")
     site.send(original, ["eve@b.test"])
     assert b"private words of no-key" in stored(site, "no-key").read_bytes()
-    assert "no mailbox key for eve@b.test: delivered unsealed" in site.gateway.milter.log_text()
+    assert "sealed=no no_mailbox_key=eve@b.test action=accept" in site.gateway.milter.log_text()
 
 
 def test_raw_8bit_headers_do_not_stop_sealing(site: Site) -> None:

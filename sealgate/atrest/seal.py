@@ -31,8 +31,7 @@ def stage(txn: Transaction, services: Services) -> Verdict | None:
             missing += [] if found else [address]
             keys.update({k.key_id: Recipient(k.key_id, k.public) for k in found})
         if missing:
-            log.warning("queue_id=%s no mailbox key for %s: %s", msg.queue_id, ", ".join(missing),
-                        "tempfail" if cfg.missing_key == "tempfail" else "delivered unsealed")
+            txn.notes.append(f"sealed=no no_mailbox_key={','.join(missing)}")
             if cfg.missing_key == "tempfail":
                 return Verdict.tempfail(f"No mailbox key registered for {missing[0]}; "
                                         "try again later")
@@ -53,5 +52,5 @@ def stage(txn: Transaction, services: Services) -> Verdict | None:
     outer = outer_headers(msg.headers, services.config.envelope, keep_subject=cfg.subject_visible)
     msg.replace(outer + [("MIME-Version", b" 1.0"),
                          ("Content-Type", b" " + sealed.content_type.encode())], sealed.body)
-    log.info("queue_id=%s sealed for %d key(s) of %s", msg.queue_id, len(keys), ", ".join(local))
+    txn.notes.append(f"sealed=yes mailbox_keys={len(keys)}")
     return None

@@ -215,11 +215,11 @@ class SealgateMilter(Milter.Base):
     def _log(self, txn: Transaction, verdict: Verdict) -> None:
         s = txn.session
         results = " ".join(f"{r.method}={r.result}" for r in txn.results) or "-"
-        log.info("queue_id=%s client=%s[%s] direction=%s from=<%s> rcpts=%d results=%s action=%s%s",
+        log.info("queue_id=%s client=%s[%s] direction=%s from=<%s> rcpts=%d results=%s%s action=%s%s",
                  txn.message.queue_id, s.client_name, s.client_ip,
                  "outgoing" if s.outgoing else "incoming", txn.message.mail_from,
-                 len(txn.message.recipients), results, verdict.action,
-                 f' reason="{verdict.text}"' if verdict.text else "")
+                 len(txn.message.recipients), results, "".join(" " + n for n in txn.notes),
+                 verdict.action, f' reason="{verdict.text}"' if verdict.text else "")
 
     def _discard_message(self) -> None:
         if self.message is not None:

@@ -111,8 +111,7 @@ def stage(txn: Transaction, services: Services) -> Verdict | None:
     except EnvelopeError as exc:
         txn.results.append(AuthResult(METHOD, "fail", reason=str(exc)))
         return Verdict.reject(f"sealgate envelope refused: {exc}", "550", "5.7.5")
-    log.info("queue_id=%s opened envelope of %s with our key %s", msg.queue_id,
-             opened.header.sender_domain, key_id)
+    txn.notes.append(f"opened_with={key_id}")
     txn.results.append(AuthResult(METHOD, "pass", [("header", "d", opened.header.sender_domain),
                                                    ("header", "key-id", opened.header.signer_key_id)]))
     return None
