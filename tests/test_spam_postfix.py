@@ -70,6 +70,10 @@ def test_ham_is_delivered_with_marks_and_without_forged_ones(gateway: Gateway) -
     assert len(headers.get_all("X-Spam-Score") or []) == 1 and float(headers["X-Spam-Score"]) < 5
     assert headers["X-Spam-Status"].startswith("No, score=")
     assert headers["Authentication-Results"].startswith(AUTHSERV)
+    score = headers["X-Spam-Score"].strip()
+    [line] = [line for line in gateway.milter.log_text().splitlines() if "from=<" in line
+              and f"spam=builtin:{float(score):.1f} spam_tests=" in line]  # one line a message
+    assert line.endswith("action=accept")
 
 
 def evasive() -> bytes:

@@ -122,10 +122,11 @@ def _quoted(text: str) -> str:
 
 
 def _log(txn: Transaction, outcome: Outcome, backend: str) -> None:
-    action = outcome.verdict.action if outcome.verdict else "accept"
+    """A failed scan gets a warning of its own; a score goes into the message's one log line."""
     if outcome.result is None:
+        action = outcome.verdict.action if outcome.verdict else "accept"
         log.warning("queue_id=%s spam scan failed, action=%s: %s", txn.message.queue_id,
                     action, outcome.problem)
         return
-    log.info("queue_id=%s spam backend=%s score=%.1f tests=%s action=%s", txn.message.queue_id,
-             backend, outcome.result.score, ",".join(outcome.result.rule_names()) or "-", action)
+    txn.notes.append(f"spam={backend}:{outcome.result.score:.1f} "
+                     f"spam_tests={','.join(outcome.result.rule_names()) or '-'}")
