@@ -73,6 +73,10 @@ class ModelReader:
                              f"version; retrain it with `sealgate spam train`")
         return conn
 
+    def trained(self) -> bool:
+        """Whether a model file exists yet (a stat): without one, tokenizing is wasted work."""
+        return os.path.exists(self.path)
+
     def counts(self, tokens: Iterable[str]) -> Counts | None:
         """Totals and per-token counts; None when no model file exists yet."""
         try:

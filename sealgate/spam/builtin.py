@@ -24,7 +24,7 @@ def scan(raw: bytes, results: list[AuthResult], now: float, model_path: str,
     facts = Facts.of(view, content, results, now)
     hits = [RuleHit(r.name, r.score, r.description) for r in RULES if r.test(facts)]
     result = ScanResult(0.0, "builtin", hits)
-    if model_path:
+    if model_path and reader(model_path).trained():
         _add_bayes(result, message_tokens(view, content), model_path, min_trained, explain)
     result.score = round(float(sum(h.score for h in result.hits)), 3)
     return result
