@@ -1,5 +1,7 @@
 """A keystore client that remembers, for a minute, what rarely changes and is asked for every
-message: whether a domain is ours (and its identity key) and its DKIM selectors."""
+message: whether a domain is ours (and its identity key), its DKIM selectors, and other domains'
+verified bundles (the keystore itself keeps those for their DNS TTL; a minute more here bounds
+how late a rotation or revocation elsewhere is seen, as any DNS cache does)."""
 
 from __future__ import annotations
 
@@ -18,26 +20,37 @@ class CachingKeystoreClient(KeystoreClient):
         super().__init__(socket_path, timeout)
         self._clock = clock
         self._cache_lock = threading.Lock()
-        self._local: dict[str, tuple[float, BundleAnswer | KeystoreError]] = {}
+        self._bundles: dict[tuple[str, str], tuple[float, BundleAnswer | KeystoreError]] = {}
         self._selectors: dict[tuple[str, str], str] = {}
 
     def local_bundle(self, domain: str, with_document: bool = False) -> BundleAnswer:
         """Cached, refusals ("not ours") included; the whole document is never cached."""
         if with_document:
             return super().local_bundle(domain, True)
+        return self._remembered("local_bundle", domain, super().local_bundle)
+
+    def bundle(self, domain: str, with_document: bool = False) -> BundleAnswer:
+        """Cached when found or known absent; a temporary failure is asked again next time."""
+        if with_document:
+            return super().bundle(domain, True)
+        return self._remembered("bundle", domain, super().bundle)
+
+    def _remembered(self, operation: str, domain: str,
+                    ask: Callable[[str], BundleAnswer]) -> BundleAnswer:
         now = self._clock()
         with self._cache_lock:
-            cached = self._local.get(domain)
+            cached = self._bundles.get((operation, domain))
         if cached is None or cached[0] <= now:
             try:
-                answer: BundleAnswer | KeystoreError = super().local_bundle(domain)
+                answer: BundleAnswer | KeystoreError = ask(domain)
             except KeystoreError as exc:
                 if exc.code not in ("not-found", "bad-request"):
                     raise
                 answer = exc
             cached = (now + TTL, answer)
-            with self._cache_lock:
-                self._local[domain] = cached
+            if isinstance(answer, KeystoreError) or answer.status in ("found", "none"):
+                with self._cache_lock:
+                    self._bundles[(operation, domain)] = cached
         if isinstance(cached[1], KeystoreError):
             raise cached[1]
         return cached[1]
