@@ -37,6 +37,8 @@ class Message:
     removed_recipients: list[str] = field(default_factory=list)
     # Destination domain -> what key discovery found, filled at RCPT (sealgate.policy.outbound).
     domain_keys: dict[str, Any] = field(default_factory=dict)
+    # The inbound TLS requirement was applied at MAIL FROM (sealgate.tlspolicy.requirement).
+    tls_checked: bool = False
 
     @classmethod
     def spooling(cls, threshold: int, spool_dir: str | None = None) -> "Message":

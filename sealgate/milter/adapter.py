@@ -108,6 +108,7 @@ class SealgateMilter(Milter.Base):
         self.message.mail_from = mailfrom.strip("<>")
         self.message.queue_id = self.getsymval("i") or "NOQUEUE"
         refused = requirement.check(self.session, self.message.mail_from, self.services_now)
+        self.message.tls_checked = refused is None
         return Milter.CONTINUE if refused is None else self._answer(refused)
 
     def envrcpt(self, to: str, *esmtp: str) -> int:

@@ -155,6 +155,9 @@ def check(session: Session, mail_from: str, services: Services,
 
 
 def stage(txn: Transaction, services: Services) -> Verdict | None:
-    """Every session's TLS into Authentication-Results, then the same check as at MAIL FROM."""
+    """Every session's TLS into Authentication-Results, then the same check as at MAIL FROM,
+    unless the milter already made it there (the answer would be the same, at the same cost)."""
     txn.results.append(auth_result(TlsFacts.from_macros(txn.session.tls)))
+    if txn.message.tls_checked:
+        return None
     return check(txn.session, txn.message.mail_from, services)
