@@ -41,13 +41,11 @@ _SUBJECT_WORD = re.compile(r"[\w$%!]+|[^\w\s]{2,}")
 def words(text: str, prefix: str = "") -> set[str]:
     """Lower-case words of 3 to 12 characters; longer ones become a length class, as in
     SpamBayes: their spelling rarely repeats, their presence does."""
-    found: set[str] = set()
-    for raw in set(text.lower().split()):  # each distinct word once: repeats cost nothing
-        word = raw.strip(_STRIP)
-        if MIN_LEN <= len(word) <= MAX_LEN:
-            found.add(prefix + word)
-        elif len(word) > MAX_LEN:
-            found.add(f"{prefix}skip:{word[0]} {len(word) // 10 * 10}")
+    # Set comprehensions over each distinct word once: this runs on every message's whole text.
+    distinct = {raw.strip(_STRIP) for raw in set(text.lower().split())}
+    found = {prefix + word for word in distinct if MIN_LEN <= len(word) <= MAX_LEN}
+    found.update(f"{prefix}skip:{word[0]} {len(word) // 10 * 10}" for word in distinct
+                 if len(word) > MAX_LEN)
     return found
 
 
