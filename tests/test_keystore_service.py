@@ -22,7 +22,7 @@ import pytest
 from sealgate.keystore import wrapping
 from sealgate.keystore.client import KeystoreClient, KeystoreError, KeystoreUnavailable
 from sealgate.testbed.keystore import KeystoreProcess
-from sealgate.keystore.protocol import HEADER, read_frame
+from sealgate.keystore.protocol import HEADER, FrameBuffer, read_frame
 from sealgate.testbed import make_traversable
 
 DOMAIN = "example.test"
@@ -119,6 +119,27 @@ def test_malformed_requests_get_errors_and_the_service_keeps_running(keystore: K
     assert client.ping()["domains"] == [DOMAIN]
 
 
+def test_pipelined_requests_are_answered_in_order(keystore: KeystoreProcess) -> None:
+    """Requests sent back to back on one connection, one that may go to the network first."""
+    payloads = [b'{"op": "bundle", "domain": "nowhere.test"}', b'{"op": "ping"}', b"{not json",
+                b'{"op": "sign", "domain": "example.test", "data": "ZGF0YQ=="}']
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(str(keystore.socket_path))
+        sock.settimeout(10)
+        sock.sendall(b"".join(HEADER.pack(len(p)) + p for p in payloads))
+        frames, answers = FrameBuffer(1 << 20), []
+        while len(answers) < len(payloads):
+            payload = frames.next()
+            if payload is None:
+                frames.feed(sock.recv(1 << 16))
+            else:
+                answers.append(json.loads(payload))
+    assert answers[0]["result"]["status"] == "none"
+    assert answers[1]["result"]["domains"] == [DOMAIN]
+    assert answers[2]["error"] == "bad-request"
+    assert len(answers[3]["result"]["signature"]) == 88  # 64 bytes in base64
+
+
 CLIENT_AS_OTHER_USER = """
 import sys
 from sealgate.keystore.client import KeystoreClient, KeystoreUnavailable
@@ -183,14 +204,19 @@ def test_admin_changes_take_effect_in_the_running_service(keystore: KeystoreProc
     before = client.local_bundle(DOMAIN)
     assert before.transport is not None
     slot = wrapping.wrap(before.transport.public, bytes(32), b"c")
+    # A connection per call, so every worker and reader thread has the key's record in its memo.
+    scattered = KeystoreClient(keystore.socket_path, max_idle=0)
+    for _ in range(8):
+        assert scattered.unwrap(before.transport.key_id, *slot, b"c") == bytes(32)
     rotated = keystore.run("keys", "rotate", DOMAIN).stdout
     after = client.local_bundle(DOMAIN)
     assert after.transport is not None and after.transport.key_id in rotated
     assert after.hash != before.hash
     keystore.run("keys", "revoke", before.transport.key_id, "--reason", "test")
-    with pytest.raises(KeystoreError, match="revoked") as caught:
-        client.unwrap(before.transport.key_id, *slot, b"c")
-    assert caught.value.code == "unusable-key"
+    for _ in range(8):
+        with pytest.raises(KeystoreError, match="revoked") as caught:
+            scattered.unwrap(before.transport.key_id, *slot, b"c")
+        assert caught.value.code == "unusable-key"
     history = keystore.run("keys", "history", DOMAIN).stdout
     assert f"{before.transport.key_id}  transport" in history and "reason: test" in history
 

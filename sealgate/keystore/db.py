@@ -132,6 +132,13 @@ class Database:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+        self._local.commits = getattr(self._local, "commits", 0) + 1
+
+    def version(self) -> tuple[int, int]:
+        """Differs after any commit, by this thread's connection or any other (another process
+        included): one PRAGMA tells whether what this thread read before is still current."""
+        changes: int = self.conn().execute("PRAGMA data_version").fetchone()[0]
+        return changes, getattr(self._local, "commits", 0)
 
     def rows(self, sql: str, args: Sequence[Any] = ()) -> list[Row]:
         return self.conn().execute(sql, args).fetchall()

@@ -7,6 +7,7 @@ Ed25519 and X25519 come from libsodium (pynacl); RSA from OpenSSL through
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import nacl.exceptions
@@ -45,7 +46,7 @@ def parse_private(algorithm: str, private: bytes) -> Any:
         key = serialization.load_der_private_key(private, password=None)
         if not isinstance(key, rsa.RSAPrivateKey):
             raise ValueError("stored RSA key is not an RSA key")
-        return key
+        return RsaSigner(key)
     if algorithm == ED25519:
         return nacl.signing.SigningKey(private)
     return private
@@ -54,14 +55,42 @@ def parse_private(algorithm: str, private: bytes) -> Any:
 def sign(algorithm: str, key: Any, data: bytes) -> bytes:
     """Sign with a parsed key: Ed25519 over `data`, RSA over `data` as a SHA-256 digest."""
     if algorithm == RSA2048:
-        return rsa_sign_digest(key, data)
-    signature: bytes = key.sign(data).signature
+        signature: bytes = key.sign_digest(data)
+    else:
+        signature = key.sign(data).signature
     return signature
 
 
-def rsa_sign_digest(key: rsa.RSAPrivateKey, digest: bytes) -> bytes:
-    """RSASSA-PKCS1-v1_5 over a SHA-256 digest the caller computed (DKIM rsa-sha256)."""
-    return key.sign(digest, padding.PKCS1v15(), utils.Prehashed(hashes.SHA256()))
+class RsaSigner:
+    """A parsed RSA key whose blinding is renewed between requests rather than during one.
+
+    OpenSSL blinds every RSA signature, and a thread's 33rd, 65th... signature with a key
+    renews the blinding factors (BN_BLINDING_COUNTER): a modular inversion, ~0.5 ms on top of
+    ~0.9 ms, in one DKIM RSA answer out of 32, which is what set their p99. When `renewal_due`,
+    the service calls `renew()` once its answer has gone out, spending that signature on
+    nothing. Were OpenSSL's schedule to change, one signature in 32 would be wasted; blinding
+    itself is untouched.
+    """
+
+    RENEWAL = 32
+
+    def __init__(self, key: rsa.RSAPrivateKey) -> None:
+        self._key = key
+        self._uses = threading.local()  # OpenSSL keeps the blinding per thread
+
+    def sign_digest(self, digest: bytes) -> bytes:
+        """RSASSA-PKCS1-v1_5 over a SHA-256 digest the caller computed (DKIM rsa-sha256)."""
+        self._uses.count = getattr(self._uses, "count", 0) + 1
+        return self._key.sign(digest, padding.PKCS1v15(), utils.Prehashed(hashes.SHA256()))
+
+    @property
+    def renewal_due(self) -> bool:
+        """This thread's next signature would renew the blinding."""
+        count: int = getattr(self._uses, "count", 0)
+        return count > 0 and count % self.RENEWAL == 0
+
+    def renew(self) -> None:
+        self.sign_digest(bytes(32))
 
 
 def ed25519_sign(seed: bytes, data: bytes) -> bytes:

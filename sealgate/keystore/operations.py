@@ -1,15 +1,16 @@
 """What the keystore service does for its clients: one method per operation, none returning a private key.
 
 Every request is checked field by field; any refusal is a KeystoreError
-whose message names the field or key and what was wrong. The key's state is
-read from the database on every operation, so a key revoked or destroyed
-by another process is refused at once; parsed private keys are kept only
-to spare the ~50 ms an RSA key takes to load.
+whose message names the field or key and what was wrong. Key records are
+reused only until the database changes (memo.UntilChanged), so a key revoked
+or destroyed by another process is refused at once; parsed private keys are
+kept only to spare the ~50 ms an RSA key takes to load.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any, Callable
 
 from sealgate import __version__
@@ -19,7 +20,8 @@ from sealgate.keystore.clock import Clock
 from sealgate.keystore.discovery import Discovered, Discovery
 from sealgate.keystore.encoding import b64, iso, unb64
 from sealgate.keystore.errors import KeystoreError
-from sealgate.keystore.material import ED25519, RSA2048, parse_private, sign
+from sealgate.keystore.material import ED25519, RSA2048, RsaSigner, parse_private, sign
+from sealgate.keystore.memo import UntilChanged
 from sealgate.keystore.store import KeyRecord, KeyStore
 
 log = logging.getLogger("sealgate.keystore")
@@ -74,6 +76,8 @@ class Operations:
         self._clock = clock
         self._flags = (encryption_required, tls_required)
         self._loaded: dict[str, Any] = {}  # key id -> parsed private key, only while usable
+        self._read = UntilChanged(store.db)
+        self._renewal = threading.local()  # an RsaSigner whose blinding this thread renews next
         self._own_bundles = bundle.Memo()
         self._ops: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "ping": self.ping, "unwrap": self.unwrap, "sign": self.sign_data,
@@ -96,6 +100,14 @@ class Operations:
         except Exception as exc:  # a bug must not take the service down; the client sees "internal"
             log.exception("keystore operation failed")
             return {"ok": False, "error": "internal", "message": f"internal error: {exc}"}
+
+    def between_requests(self) -> None:
+        """Work no answer should wait for, done by the thread that answered once its answer is
+        out: renewing the RSA blinding its next signature would renew (material.RsaSigner)."""
+        due = getattr(self._renewal, "due", None)
+        if due is not None:
+            self._renewal.due = None
+            due.renew()
 
     def forget_unusable(self) -> None:
         """Drop parsed keys that were revoked, destroyed or retired elsewhere (run periodically)."""
@@ -124,7 +136,8 @@ class Operations:
         return material
 
     def _active(self, domain: str, purpose: str, algorithm: str | None = None) -> KeyRecord:
-        record = self._store.newest(domain, purpose, algorithm=algorithm)
+        record = self._read.get(("newest", domain, purpose, algorithm),
+                                lambda: self._store.newest(domain, purpose, algorithm=algorithm))
         if record is None:
             raise KeystoreError("not-found", f"no active {purpose} key"
                                 + (f" ({algorithm})" if algorithm else "") + f" for domain {domain!r}")
@@ -138,7 +151,7 @@ class Operations:
         ephemeral = _bytes(request, "ephemeral_public", wrapping.PUBLIC_BYTES)
         wrapped = _bytes(request, "wrapped", wrapping.WRAPPED_BYTES)
         context = _bytes(request, "context")
-        record = self._store.key(key_id)
+        record = self._read.get(("key", key_id), lambda: self._store.key(key_id))
         if record is None:
             raise KeystoreError("not-found", f"key_id {key_id!r}: no such key in this keystore")
         if record.purpose not in UNWRAP_PURPOSES:
@@ -170,7 +183,10 @@ class Operations:
         digest = _bytes(request, "digest", 32)
         record = self._dkim_key(request)
         # RFC 8463: Ed25519 signs the SHA-256 digest itself; RSA signs it as PKCS#1 v1.5 DigestInfo.
-        signature = sign(record.algorithm, self._material(record), digest)
+        material = self._material(record)
+        signature = sign(record.algorithm, material, digest)
+        if isinstance(material, RsaSigner) and material.renewal_due:
+            self._renewal.due = material
         return {"selector": record.owner, "signature": b64(signature)}
 
     def bundle(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -180,7 +196,7 @@ class Operations:
 
     def local_bundle(self, request: dict[str, Any]) -> dict[str, Any]:
         domain = names.domain(_text(request, "domain"))
-        latest = self._store.latest_bundle(domain)
+        latest = self._read.get(("bundle", domain), lambda: self._store.latest_bundle(domain))
         if latest is None:
             raise KeystoreError("not-found", f"domain {domain!r} has no keys in this keystore")
         now = self._clock()
@@ -193,6 +209,7 @@ class Operations:
                                   request.get("with_document") is True)
 
     def mailbox_keys(self, request: dict[str, Any]) -> dict[str, Any]:
-        keys = mailbox.mailbox_keys(self._store, _text(request, "address"))
+        address = _text(request, "address")
+        keys = self._read.get(("mailbox", address), lambda: mailbox.mailbox_keys(self._store, address))
         return {"keys": [{"key_id": k.key_id, "public": b64(k.public), "purpose": k.purpose,
                           "owner": k.owner} for k in keys]}

@@ -14,8 +14,7 @@ import grp
 import json
 import logging
 import os
-import queue
-import selectors
+import select
 import signal
 import socket
 import struct
@@ -75,74 +74,88 @@ class _Connection:
     def __init__(self, sock: socket.socket, limit: int) -> None:
         self.sock = sock
         self.frames = FrameBuffer(limit)
-        self.watched = False  # registered with the selector (not while a worker has its request)
+
+
+_ARMED = select.EPOLLIN | select.EPOLLONESHOT
 
 
 class SocketService:
-    """One worker process's loop: one thread reads its connections and answers each request
-    itself, except remote bundle lookups (they may fetch over the network), which go to a
-    few threads.
+    """One worker process's socket: `readers` threads wait on one epoll, and the thread that
+    picks up a request answers it, with no hand-over to another thread on the way.
 
-    A thread per connection would cost a GIL hand-over per operation, dearer than most
-    operations. A connection whose request is with a thread is not read until the answer
-    has gone out, so answers keep the order of requests. Only the loop touches the selector.
+    Connections are armed one-shot: the kernel gives each request to one thread, and a
+    connection is not read again until its answer has gone out, so answers keep the order of
+    requests. Two readers because an RSA signature (~1 ms) runs in OpenSSL without the GIL:
+    while one thread signs, the other answers the cheap requests that would otherwise wait
+    behind it. Remote bundle lookups (DNS and HTTP, up to seconds) go to a pool of threads, so
+    they never take a reader away.
     """
 
     def __init__(self, sock: socket.socket, operations: Operations, limit: int,
                  housekeeping: tuple[float, Callable[[], None]] | None = None,
-                 workers: int = 4) -> None:
+                 readers: int = 2, fetchers: int = 4) -> None:
         self._sock = sock
         self._operations = operations
         self._limit = limit
         self._housekeeping = housekeeping
-        self._next_housekeeping = time.monotonic() + (housekeeping[0] if housekeeping else 0)
+        self._readers = readers
         self._stopping = threading.Event()
-        self._selector = selectors.DefaultSelector()
-        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="keystore-op")
-        self._returned: queue.SimpleQueue[_Connection] = queue.SimpleQueue()
-        self._wake_reader, self._wake_writer = socket.socketpair()
+        self._epoll = select.epoll()
+        self._connections: dict[int, _Connection] = {}
+        self._fetchers = ThreadPoolExecutor(fetchers, thread_name_prefix="keystore-fetch")
 
     def serve_forever(self) -> None:
-        self._sock.setblocking(False)  # several processes wait on it; one gets each connection
-        self._selector.register(self._sock, selectors.EVENT_READ)
-        self._selector.register(self._wake_reader, selectors.EVENT_READ)
-        while not self._stopping.is_set():
-            for key, _ in self._selector.select(timeout=0.5):
-                if key.fileobj is self._sock:
-                    self._accept()
-                elif key.fileobj is self._wake_reader:
-                    self._wake_reader.recv(4096)
-                    while not self._returned.empty():
-                        self._answer(self._returned.get())
-                else:
-                    self._receive(key.data)
-            if self._housekeeping and time.monotonic() >= self._next_housekeeping:
-                self._next_housekeeping = time.monotonic() + self._housekeeping[0]
-                self._housekeeping[1]()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        # Several processes and threads wait on it; one gets each connection.
+        self._sock.setblocking(False)
+        self._epoll.register(self._sock.fileno(), select.EPOLLIN)
+        others = [threading.Thread(target=self._read, name=f"keystore-reader-{n}", daemon=True)
+                  for n in range(1, self._readers)]
+        for thread in others:
+            thread.start()
+        self._read(self._housekeeping)
+        for thread in others:
+            thread.join()
+        self._fetchers.shutdown(wait=False, cancel_futures=True)
         self._sock.close()
+        self._epoll.close()
 
     def stop(self) -> None:
         self._stopping.set()
+
+    def _read(self, housekeeping: tuple[float, Callable[[], None]] | None = None) -> None:
+        """One reader: a single event at a time, so a request waiting behind one this thread
+        is answering goes to the other reader."""
+        listener = self._sock.fileno()
+        next_housekeeping = time.monotonic() + (housekeeping[0] if housekeeping else 0)
+        try:
+            while not self._stopping.is_set():
+                for fd, _ in self._epoll.poll(0.5, 1):
+                    if fd == listener:
+                        self._accept()
+                    else:
+                        self._receive(self._connections[fd])
+                        self._operations.between_requests()
+                if housekeeping and time.monotonic() >= next_housekeeping:
+                    next_housekeeping = time.monotonic() + housekeeping[0]
+                    housekeeping[1]()
+        finally:
+            self._stopping.set()  # one reader failing stops the worker; the parent replaces it
 
     def _accept(self) -> None:
         try:
             sock, _ = self._sock.accept()
         except OSError:
-            return
+            return  # another process or reader took it
         sock.setblocking(True)
         # A client that stops reading its answers cannot stall everyone for long.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", 2, 0))
-        self._watch(_Connection(sock, self._limit))
-
-    def _watch(self, conn: _Connection) -> None:
-        self._selector.register(conn.sock, selectors.EVENT_READ, conn)
-        conn.watched = True
+        self._connections[sock.fileno()] = _Connection(sock, self._limit)
+        self._epoll.register(sock.fileno(), _ARMED)
 
     def _close(self, conn: _Connection) -> None:
-        if conn.watched:
-            self._selector.unregister(conn.sock)
-            conn.watched = False
+        fd = conn.sock.fileno()
+        self._epoll.unregister(fd)
+        del self._connections[fd]
         conn.sock.close()
 
     def _receive(self, conn: _Connection) -> None:
@@ -157,9 +170,8 @@ class SocketService:
         self._answer(conn)
 
     def _answer(self, conn: _Connection) -> None:
-        """Answer every complete request buffered on `conn`, or hand the next one to a worker."""
-        if conn.sock.fileno() == -1:
-            return  # a worker found it broken and closed it
+        """Answer every complete request buffered on `conn`, or hand the next one to the pool;
+        then arm the connection again (after which another thread may own it)."""
         while True:
             try:
                 payload = conn.frames.next()
@@ -171,8 +183,7 @@ class SocketService:
                 self._close(conn)
                 return
             if payload is None:
-                if not conn.watched:
-                    self._watch(conn)
+                self._epoll.modify(conn.sock.fileno(), _ARMED)
                 return
             try:
                 request = json.loads(payload)
@@ -181,22 +192,18 @@ class SocketService:
                             "message": f"request is not UTF-8 JSON: {exc}"}
             else:
                 if _slow(request):
-                    if conn.watched:
-                        self._selector.unregister(conn.sock)
-                        conn.watched = False
-                    self._pool.submit(self._work, conn, request)
+                    self._fetchers.submit(self._fetch, conn, request)
                     return
                 response = self._operations.handle(request)
             if not _send(conn.sock, response):
                 self._close(conn)
                 return
 
-    def _work(self, conn: _Connection, request: dict[str, object]) -> None:
+    def _fetch(self, conn: _Connection, request: dict[str, object]) -> None:
         if _send(conn.sock, self._operations.handle(request)):
-            self._returned.put(conn)
-            self._wake_writer.send(b"\0")
+            self._answer(conn)
         else:
-            conn.sock.close()  # not watched while with a worker: safe to close here
+            self._close(conn)
 
 
 def _send(sock: socket.socket, response: dict[str, object]) -> bool:
