@@ -15,10 +15,9 @@ policy all stay dkimpy's.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Any
-
-import re
 
 import dkim
 from cryptography.exceptions import InvalidSignature

@@ -1,8 +1,8 @@
 """One answer cache in front of either backend, keyed by the name as asked.
 
-Every message asks the same few names several times (SPF for HELO and MAIL FROM, the DKIM key,
-DMARC's tree walk, the sealgate record for the TLS requirement at MAIL FROM and again at end of
-message): a hit here is one dict lookup, where a dnspython cache hit parses the name and builds
+Every message asks the same few names (SPF for HELO and MAIL FROM, the DKIM key, DMARC's tree
+walk, the sealgate records for the TLS requirement), and so do the thousands before and after
+it: a hit here is one dict lookup, where a dnspython cache hit parses the name and builds
 an answer again (tens of microseconds each, a noticeable share of a message's cost).
 """
 

@@ -7,8 +7,6 @@ import time
 
 import dns.exception
 import dns.flags
-import dns.message
-import dns.rdatatype
 import dns.resolver
 
 from sealgate.dns.resolver import Answer, DNSTempError
