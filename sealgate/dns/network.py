@@ -9,6 +9,7 @@ import dns.exception
 import dns.flags
 import dns.resolver
 
+from sealgate import turn
 from sealgate.dns.resolver import Answer, DNSTempError
 
 
@@ -24,7 +25,8 @@ class NetworkResolver:
 
     def lookup(self, name: str, rdtype: str) -> Answer:
         try:
-            answer = self._resolver.resolve(name, rdtype, search=False, raise_on_no_answer=False)
+            with turn.waiting():
+                answer = self._resolver.resolve(name, rdtype, search=False, raise_on_no_answer=False)
         except dns.resolver.NXDOMAIN as exc:
             return Answer(nxdomain=True, ttl=_negative_ttl(exc))
         except (dns.exception.Timeout, dns.resolver.LifetimeTimeout) as exc:
