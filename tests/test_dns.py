@@ -23,15 +23,6 @@ from sealgate.dns.zonefile import ZoneFileResolver
 from sealgate.testbed.zones import txt
 
 
-@pytest.fixture
-def silent_server() -> Iterator[int]:
-    """A UDP socket on loopback that reads queries and never answers: a real DNS timeout."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    yield sock.getsockname()[1]
-    sock.close()
-
-
 class CountingServer:
     """A DNS server on loopback: TXT "hello" (TTL 120) at known.test, NXDOMAIN with an SOA whose
     negative TTL is 30 for every other name; it counts the queries it answers."""
@@ -149,3 +140,38 @@ def test_a_broken_zone_file_names_the_line(tmp_path: Path) -> None:
     zone.write_text("this is not a record\n")
     with pytest.raises(ValueError, match=r"bad.zone:1: unknown rdatatype"):
         ZoneFileResolver([str(zone)])
+
+
+def test_a_computation_is_remembered_until_the_first_answer_it_read_expires(
+        counting_server: CountingServer) -> None:
+    now = [0.0]
+    resolver = CachingResolver(NetworkResolver(["127.0.0.1"], counting_server.port, timeout=2),
+                               100, clock=lambda: now[0])
+    runs = []
+
+    def compute() -> tuple[list[bytes], bool]:
+        runs.append(now[0])
+        return (resolver.lookup("known.test", "TXT").texts(),  # TTL 120
+                resolver.lookup("other.test", "TXT").nxdomain)  # negative TTL 30
+    assert resolver.remembered("key", compute) == ([b"hello"], True)
+    now[0] = 29
+    assert resolver.remembered("key", compute) == ([b"hello"], True)
+    assert runs == [0.0] and counting_server.queries == 2
+    now[0] = 31  # the NXDOMAIN has expired, so the result may have changed
+    assert resolver.remembered("key", compute) == ([b"hello"], True)
+    assert runs == [0.0, 31] and counting_server.queries == 3  # known.test still cached
+
+
+def test_a_computation_that_saw_a_dns_failure_is_not_remembered(silent_server: int) -> None:
+    resolver = CachingResolver(NetworkResolver(["127.0.0.1"], silent_server, timeout=0.2), 100)
+    runs = []
+
+    def compute() -> str:
+        runs.append(1)
+        try:
+            resolver.lookup("example.org", "TXT")
+        except DNSTempError:
+            return "temperror"
+        return "answered"
+    assert [resolver.remembered("key", compute) for _ in range(2)] == ["temperror"] * 2
+    assert len(runs) == 2

@@ -10,6 +10,7 @@ import dns.rdatatype
 import spf
 
 from sealgate.dns import DNSTempError, Resolver
+from sealgate.dns.cache import remembered
 from sealgate.pipeline import AuthResult, Services, Transaction
 
 # pyspf looks DNS up through its module-level DNSLookup; we route that through
@@ -45,14 +46,22 @@ spf.DNSLookup = _lookup
 
 def check(resolver: Resolver, client_ip: str, sender: str, helo: str,
           lookup_time: float) -> tuple[str, str]:
-    """(result, explanation) for one identity; `sender` is the MAIL FROM or postmaster@HELO."""
-    token = _current.set(resolver)
-    try:
-        query = spf.query(i=client_ip, s=sender, h=helo, querytime=lookup_time)
-        result, _code, explanation = query.check()
-    finally:
-        _current.reset(token)
-    return result, explanation
+    """(result, explanation) for one identity; `sender` is the MAIL FROM or postmaster@HELO.
+
+    The result is a function of these arguments and the DNS answers alone, so it is remembered
+    until the first of those answers expires: the next message from the same sender and
+    address is not evaluated again (a bulk sender's thousands, a mailing list's). Only an
+    explanation using the %{t} macro (the time) keeps the time of the first evaluation."""
+    def evaluate() -> tuple[str, str]:
+        token = _current.set(resolver)
+        try:
+            query = spf.query(i=client_ip, s=sender, h=helo, querytime=lookup_time)
+            result, _code, explanation = query.check()
+        finally:
+            _current.reset(token)
+        return result, explanation
+
+    return remembered(resolver, ("spf", client_ip, sender, helo, lookup_time), evaluate)
 
 
 def _domain(address: str) -> str:
