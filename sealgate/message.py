@@ -6,6 +6,7 @@ import io
 import tempfile
 from dataclasses import dataclass, field
 from email.utils import getaddresses
+from functools import lru_cache
 from typing import IO, Any, Iterator
 
 READ_CHUNK = 65536
@@ -72,12 +73,7 @@ class Message:
 
     def from_domains(self) -> list[str]:
         """Domains of every address in every From header; DMARC needs exactly one."""
-        values = [v.decode("utf-8", "replace") for v in self.header_values("From")]
-        domains = []
-        for _, addr in getaddresses(values):
-            if addr:
-                domains.append(addr.rpartition("@")[2].lower().rstrip(".") if "@" in addr else "")
-        return domains
+        return list(_domains_of(tuple(self.header_values("From"))))
 
     def iter_body(self) -> Iterator[bytes]:
         self.body.seek(0)
@@ -154,3 +150,13 @@ class _Chain(io.RawIOBase):
                 return len(data)
             self.parts.pop(0)
         return 0
+
+
+@lru_cache(maxsize=1024)
+def _domains_of(values: tuple[bytes, ...]) -> tuple[str, ...]:
+    """Address parsing is slow and a sender's From header repeats from message to message."""
+    domains = []
+    for _, addr in getaddresses([v.decode("utf-8", "replace") for v in values]):
+        if addr:
+            domains.append(addr.rpartition("@")[2].lower().rstrip(".") if "@" in addr else "")
+    return tuple(domains)

@@ -34,3 +34,15 @@ def test_parsed_key_records_are_remembered_and_bad_ones_refused_every_time() -> 
     for _ in range(2):
         with pytest.raises(dkim.KeyFormatError):
             dkim.evaluate_pk(b"s._domainkey.x.test.", b"v=DKIM1; k=rsa; p=bm90IGEga2V5")
+
+
+def test_relaxed_header_canonicalization_is_dkimpys() -> None:
+    from dkim.canonicalization import compress_whitespace, unfold_header_value
+    pieces = [b"a", b"B", b" ", b"  ", b"\t", b"\r\n", b"\n", b"\r", b"\r\n\t", b":", b"\x0b", b"\xff"]
+    rnd = random.Random(6376)
+    headers = [(b"".join(rnd.choice([b"Sub", b"J", b" ", b"\t"]) for _ in range(rnd.randint(1, 4))),
+                b"".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 25))))
+               for _ in range(50000)]
+    dkimpys = [(name.lower().rstrip(), compress_whitespace(unfold_header_value(value)).strip() + b"\r\n")
+               for name, value in headers]
+    assert dkim.canonicalization.Relaxed.canonicalize_headers(headers) == dkimpys
