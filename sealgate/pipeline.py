@@ -12,7 +12,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from sealgate import turn
 from sealgate.dns import Resolver
 from sealgate.message import Message
 
@@ -104,11 +103,6 @@ Stage = Callable[[Transaction, Services], Verdict | None]
 
 def run(stages: Sequence[tuple[str, Stage]], txn: Transaction, services: Services) -> Verdict:
     """Run stages in order until one decides; a crashing stage tempfails the message, never passes it."""
-    with turn.computing():
-        return _run(stages, txn, services)
-
-
-def _run(stages: Sequence[tuple[str, Stage]], txn: Transaction, services: Services) -> Verdict:
     for name, stage in stages:
         try:
             verdict = stage(txn, services)

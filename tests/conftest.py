@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pytest
 
@@ -15,15 +14,6 @@ from sealgate.testbed.milter import write_config
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPORA = ROOT.parent / "shared" / "corpora"
-
-
-@pytest.fixture
-def silent_server() -> Iterator[int]:
-    """A UDP socket on loopback that reads queries and never answers: a real DNS timeout."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    yield sock.getsockname()[1]
-    sock.close()
 
 
 def needs_root_and_postfix() -> pytest.MarkDecorator:

@@ -9,7 +9,6 @@ import dns.exception
 import dns.flags
 import dns.resolver
 
-from sealgate import turn
 from sealgate.dns.resolver import Answer, DNSTempError
 
 
@@ -25,8 +24,7 @@ class NetworkResolver:
 
     def lookup(self, name: str, rdtype: str) -> Answer:
         try:
-            with turn.waiting():
-                answer = self._resolver.resolve(name, rdtype, search=False, raise_on_no_answer=False)
+            answer = self._resolver.resolve(name, rdtype, search=False, raise_on_no_answer=False)
         except dns.resolver.NXDOMAIN as exc:
             return Answer(nxdomain=True, ttl=_negative_ttl(exc))
         except (dns.exception.Timeout, dns.resolver.LifetimeTimeout) as exc:

@@ -8,7 +8,7 @@ from typing import Any
 
 import Milter
 
-from sealgate import pipeline, turn, verify
+from sealgate import pipeline, verify
 from sealgate.message import Message
 from sealgate.pipeline import Services, Session, Stage, Transaction, Verdict
 from sealgate.policy.direction import is_outgoing
@@ -107,8 +107,7 @@ class SealgateMilter(Milter.Base):
         self.message = Message.spooling(cfg.spool_threshold, cfg.spool_dir)
         self.message.mail_from = mailfrom.strip("<>")
         self.message.queue_id = self.getsymval("i") or "NOQUEUE"
-        with turn.computing():
-            refused = requirement.check(self.session, self.message.mail_from, self.services_now)
+        refused = requirement.check(self.session, self.message.mail_from, self.services_now)
         self.message.tls_checked = refused is None
         return Milter.CONTINUE if refused is None else self._answer(refused)
 
@@ -117,9 +116,8 @@ class SealgateMilter(Milter.Base):
             return Milter.CONTINUE
         recipient = to.strip("<>")
         if self.session.outgoing and self.services_now.keys is not None:
-            with turn.computing():
-                refused = outbound.check_recipient(self.session, self.message, recipient,
-                                                   self.services_now)
+            refused = outbound.check_recipient(self.session, self.message, recipient,
+                                               self.services_now)
             if refused is not None:
                 log.info("queue_id=%s to=<%s> refused: %s %s %s", self.message.queue_id,
                          recipient, refused.code, refused.dsn, refused.text)
