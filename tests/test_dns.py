@@ -23,6 +23,15 @@ from sealgate.dns.zonefile import ZoneFileResolver
 from sealgate.testbed.zones import txt
 
 
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A UDP socket on loopback that reads queries and never answers: a real DNS timeout."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    yield sock.getsockname()[1]
+    sock.close()
+
+
 class CountingServer:
     """A DNS server on loopback: TXT "hello" (TTL 120) at known.test, NXDOMAIN with an SOA whose
     negative TTL is 30 for every other name; it counts the queries it answers."""
