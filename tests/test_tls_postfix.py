@@ -10,6 +10,7 @@ import smtplib
 import ssl
 import subprocess
 import time
+from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from pathlib import Path
 from typing import Iterator
@@ -102,11 +103,17 @@ def client_context(maximum: ssl.TLSVersion = ssl.TLSVersion.MAXIMUM_SUPPORTED) -
     return context
 
 
+@dataclass
+class Sent:
+    code: int  # the final reply to the transaction: the first refusal, or DATA's
+    text: bytes
+    cipher: tuple[str, str, int] | None  # the client's TLS (version, cipher, bits)
+    stage: str  # where that reply came: "MAIL", "RCPT" or "DATA"
+
+
 def send(gateway: TlsGateway, sender: str, subject: str, *,
-         tls: ssl.SSLContext | None = None) -> tuple[int, bytes, tuple[str, str, int] | None]:
-    """The final reply to the transaction (the first refusal, at MAIL FROM or at end of DATA: the
-    milter refuses at end of message until the adapter calls the check at MAIL FROM too) and the
-    client's TLS (version, cipher, bits)."""
+         tls: ssl.SSLContext | None = None) -> Sent:
+    """One message; the reply that decided it."""
     with smtplib.SMTP(gateway.postfix.host, gateway.postfix.port, local_hostname="mx1.peer.test",
                       timeout=30) as smtp:
         smtp.ehlo()
@@ -117,23 +124,26 @@ def send(gateway: TlsGateway, sender: str, subject: str, *,
             name, version, bits = smtp.sock.cipher()  # type: ignore[union-attr]
             cipher = (version, name, bits)
         code, text = smtp.mail(sender)
-        if code == 250:
-            code, text = smtp.rcpt("bob@b.test")
-        if code == 250:
-            code, text = smtp.data(message(sender, subject))
-        return code, text, cipher
+        if code != 250:
+            return Sent(code, text, cipher, "MAIL")
+        code, text = smtp.rcpt("bob@b.test")
+        if code != 250:
+            return Sent(code, text, cipher, "RCPT")
+        code, text = smtp.data(message(sender, subject))
+        return Sent(code, text, cipher, "DATA")
 
 
 def test_plaintext_from_a_domain_publishing_t_req_is_refused_with_530(gateway: TlsGateway) -> None:
-    code, text, _ = send(gateway, "alice@req.test", "req-plain")
-    assert (code, text) == REFUSED_PLAINTEXT
+    sent = send(gateway, "alice@req.test", "req-plain")
+    assert (sent.code, sent.text) == REFUSED_PLAINTEXT
+    assert sent.stage == "RCPT"  # before the client sent a byte of the message
     assert not gateway.was_delivered("req-plain")
 
 
 def test_starttls_from_that_domain_is_delivered_with_the_tls_facts(gateway: TlsGateway) -> None:
-    code, _, cipher = send(gateway, "alice@req.test", "req-tls", tls=client_context())
-    assert code == 250 and cipher is not None
-    version, name, bits = cipher
+    sent = send(gateway, "alice@req.test", "req-tls", tls=client_context())
+    assert sent.code == 250 and sent.cipher is not None
+    version, name, bits = sent.cipher
     tls = gateway.our_results("req-tls")[0]
     assert (tls.method, tls.result) == ("x-tls", "pass")
     assert [(p.type, p.name, p.value) for p in tls.properties] == [
@@ -143,14 +153,14 @@ def test_starttls_from_that_domain_is_delivered_with_the_tls_facts(gateway: TlsG
 
 
 def test_too_old_tls_from_a_required_peer_is_refused(gateway: TlsGateway) -> None:
-    code, text, cipher = send(gateway, "alice@req.test", "req-tls12",
-                              tls=client_context(ssl.TLSVersion.TLSv1_2))
-    assert cipher is not None and cipher[0] == "TLSv1.2"
-    assert (code, text) == (530, b"5.7.0 TLS version TLSv1.2 is too old: TLSv1.3 or later required")
+    sent = send(gateway, "alice@req.test", "req-tls12", tls=client_context(ssl.TLSVersion.TLSv1_2))
+    assert sent.cipher is not None and sent.cipher[0] == "TLSv1.2"
+    assert (sent.code, sent.text, sent.stage) == \
+        (530, b"5.7.0 TLS version TLSv1.2 is too old: TLSv1.3 or later required", "RCPT")
 
 
 def test_plaintext_from_anyone_else_is_delivered_and_counted(gateway: TlsGateway) -> None:
-    assert send(gateway, "carol@other.test", "other-plain")[0] == 250
+    assert send(gateway, "carol@other.test", "other-plain").code == 250
     assert [(r.method, r.result, r.properties) for r in gateway.our_results("other-plain")][0] \
         == ("x-tls", "none", [])
 

@@ -67,6 +67,7 @@ class SealgateMilter(Milter.Base):
         self.message: Message | None = None
         self.services_now = type(self).services
         self.opened = False
+        self.mail_refusal: Verdict | None = None  # decided at MAIL FROM, answered at RCPT TO
 
     # connection-level callbacks
 
@@ -94,8 +95,23 @@ class SealgateMilter(Milter.Base):
 
     # message-level callbacks
 
+    @Milter.noreply
     def envfrom(self, mailfrom: str, *esmtp: str) -> int:
+        """The TLS requirement is checked here and its refusal given at RCPT TO, before any data,
+        as Postfix gives its own sender restrictions (smtpd_delay_reject): the MTA then need not
+        wait for an answer to MAIL FROM. Nothing may raise here, as there is no answer to carry
+        the tempfail; a failure is answered at RCPT TO instead."""
         self._discard_message()
+        self.mail_refusal = None
+        try:
+            self._start_message(mailfrom.strip("<>"))
+        except Exception:  # noqa: BLE001 - answered as tempfail at RCPT TO, never a pass
+            log.exception("queue_id=%s internal error at MAIL FROM; answering tempfail",
+                          self.message.queue_id if self.message else "NOQUEUE")
+            self.mail_refusal = Verdict.tempfail("Internal error, try again later")
+        return Milter.CONTINUE
+
+    def _start_message(self, mail_from: str) -> None:
         self.services_now = type(self).services
         cfg = self.services_now.config.milter
         self.session.auth_user = self.getsymval("{auth_authen}") or ""
@@ -105,13 +121,14 @@ class SealgateMilter(Milter.Base):
         # them at MAIL, docs/tls.md).
         self.session.tls = {m: v for m in TLS_MACROS if (v := self.getsymval(m))} or self.session.tls
         self.message = Message.spooling(cfg.spool_threshold, cfg.spool_dir)
-        self.message.mail_from = mailfrom.strip("<>")
+        self.message.mail_from = mail_from
         self.message.queue_id = self.getsymval("i") or "NOQUEUE"
-        refused = requirement.check(self.session, self.message.mail_from, self.services_now)
-        self.message.tls_checked = refused is None
-        return Milter.CONTINUE if refused is None else self._answer(refused)
+        self.mail_refusal = requirement.check(self.session, mail_from, self.services_now)
+        self.message.tls_checked = self.mail_refusal is None
 
     def envrcpt(self, to: str, *esmtp: str) -> int:
+        if self.mail_refusal is not None:
+            return self._answer(self.mail_refusal)
         if self.message is None:
             return Milter.CONTINUE
         recipient = to.strip("<>")
