@@ -183,3 +183,53 @@ def test_every_rule_and_band_is_documented() -> None:
     missing = [r.name for r in RULES if f"`{r.name}`" not in doc and r.name not in doc]
     missing += [b.name for b in BAYES_BANDS if f"`{b.name}`" not in doc]
     assert not missing, f"docs/spam.md does not list {missing}"
+
+
+def test_bayes_bands_are_spamassassins_and_rise_with_the_probability() -> None:
+    from sealgate.spam.rules import bayes_band
+    assert [bayes_band(p).name for p in (0.0, 0.02, 0.1, 0.3, 0.5, 0.7, 0.9, 0.97, 0.999)] == [
+        "BAYES_00", "BAYES_05", "BAYES_20", "BAYES_40", "BAYES_50", "BAYES_60", "BAYES_80",
+        "BAYES_95", "BAYES_99"]
+    points = [b.score for b in reversed(BAYES_BANDS)]
+    assert points == sorted(points)
+    assert bayes_band(0.7).score < 5.0 <= bayes_band(0.85).score  # "unsure" alone is not spam
+
+
+def test_gtube_stays_spam_when_bayes_calls_it_ham(tmp_path: Path) -> None:
+    gtube = (SAMPLES / "sample-spam.txt").read_bytes()
+    model = str(tmp_path / "bayes.db")
+    train(model, [("ham", gtube.replace(b"GTUBE", b"gtube-" + bytes([65 + i]))) for i in range(3)]
+          + [("spam", message(f"unrelated offer {i}")) for i in range(3)], 1 << 20)
+    result = score(gtube, model=model, min_trained=3)
+    assert result.bayes_probability is not None and result.bayes_probability < 0.5
+    assert result.score >= 999
+
+
+def test_retraining_is_seen_by_the_next_scan(tmp_path: Path) -> None:
+    """Token counts are remembered between messages, but never across a commit of the model."""
+    model = str(tmp_path / "bayes.db")
+    hammy = [message(f"Quarterly figures {i} for the zanzibar project review.") for i in range(4)]
+    spammy = [message(f"Unrelated cheap offer {i} today.") for i in range(4)]
+    train(model, [("ham", m) for m in hammy] + [("spam", m) for m in spammy], 1 << 20)
+    probe = message("zanzibar quarterly figures")
+    before = score(probe, model=model, min_trained=2).bayes_probability
+    assert before is not None and before < 0.2
+    relabelled = [message(f"zanzibar quarterly figures, offer {i}") for i in range(30)]
+    train(model, [("spam", m) for m in relabelled], 1 << 20)
+    after = score(probe, model=model, min_trained=2).bayes_probability
+    assert after is not None and after > before + 0.3
+
+
+@pytest.mark.parametrize("body, rule, fires", [
+    ("Order now, before the offer ends.", "SALES_PRESSURE", True),
+    ("The order of the agenda is now fixed.", "SALES_PRESSURE", False),
+    ("You will earn $500 a day.", "MONEY_TALK", True),
+    ("Please remove me; I wish to be removed from your list.", "REMOVAL_TEXT", True),
+    ("Nothing to see here.", "REMOVAL_TEXT", False),
+    ("THIS IS BIG NEWS\nACT NOW FOR FREE\nCALL US TODAY OK\nNO RISK AT ALL\nREAD THIS NOW\n" * 4,
+     "CAPITAL_LINES", True),
+    ("THIS IS BIG NEWS\nACT NOW FOR FREE\n" + "but only two lines shout here.\n" * 10,
+     "CAPITAL_LINES", False),
+])
+def test_body_phrases_and_shouting(body: str, rule: str, fires: bool) -> None:
+    assert (rule in score(message(body)).rule_names()) is fires

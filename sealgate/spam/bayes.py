@@ -8,6 +8,7 @@ rules.py depend on that spread.
 
 from __future__ import annotations
 
+import heapq
 import math
 from dataclasses import dataclass
 
@@ -57,9 +58,10 @@ def combine(probabilities: list[float]) -> float:
 
 
 def classify(counts: dict[str, tuple[int, int]], nham: int, nspam: int) -> tuple[float, list[Clue]]:
-    """Spam probability of a message from its tokens' (ham, spam) counts, and the clues used."""
-    clues = [Clue(token, p) for token, (ham, spam) in counts.items()
-             if abs((p := token_probability(ham, spam, nham, nspam)) - 0.5) >= MIN_DISTANCE]
-    clues.sort(key=lambda c: abs(c.probability - 0.5), reverse=True)
-    clues = clues[:MAX_CLUES]
-    return combine([c.probability for c in clues]), clues
+    """Spam probability of a message from its tokens' (ham, spam) counts, and the clues used:
+    the MAX_CLUES tokens farthest from 0.5 (ties broken by the token, so the answer does not
+    depend on the order of a set)."""
+    scored = [(abs(p - 0.5), token, p) for token, (ham, spam) in counts.items()
+              if abs((p := token_probability(ham, spam, nham, nspam)) - 0.5) >= MIN_DISTANCE]
+    strongest = heapq.nlargest(MAX_CLUES, scored)
+    return combine([p for _, _, p in strongest]), [Clue(token, p) for _, token, p in strongest]

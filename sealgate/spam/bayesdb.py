@@ -11,6 +11,11 @@ train` writes in one transaction, so the milter reads the old counts until
 the commit. No WAL: a read-only reader of a WAL database needs write access
 to its directory. Training updates the file in place; a model file replaced
 by another (mv) is only seen after a milter restart.
+
+Counts already read are kept in memory (most of a message's words are
+common ones that the previous messages asked for too), until the file
+changes: SQLite increments the change counter in the file's header on every
+commit, and reading those bytes costs far less than a query.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from pathlib import Path
 TOKENIZER_VERSION = "3"
 TOTALS = ""  # the row holding the message counts; no token is empty
 BATCH = 900  # bound parameters per SELECT, under every SQLite build's limit (999)
+CACHE_TOKENS = 100_000  # remembered token counts per model (~15 MB); forgotten all at once when full
+ABSENT = (0, 0)  # remembered for a token the model does not hold (compared by identity)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tokens (token TEXT PRIMARY KEY, ham INTEGER NOT NULL DEFAULT 0,
@@ -57,6 +64,20 @@ class ModelReader:
     def __init__(self, path: str) -> None:
         self.path = path
         self._idle: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
+        self._version: tuple[int, int, bytes] | None = None
+        self._cache: dict[str, tuple[int, int]] = {}
+
+    def _file_version(self) -> tuple[int, int, bytes] | None:
+        """Inode, size and SQLite's file change counter (header bytes 24-27); None: no file."""
+        try:
+            with open(self.path, "rb") as f:
+                header = f.read(28)
+                stat = os.fstat(f.fileno())
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise ModelError(f"Bayes model {self.path}: {exc}") from None
+        return stat.st_ino, stat.st_size, header[24:28]
 
     def _open(self) -> sqlite3.Connection | None:
         if not os.path.exists(self.path):
@@ -79,13 +100,30 @@ class ModelReader:
 
     def counts(self, tokens: Iterable[str]) -> Counts | None:
         """Totals and per-token counts; None when no model file exists yet."""
+        version = self._file_version()  # read before any query: a commit after it is seen next time
+        if version is None:
+            return None
+        if version != self._version:
+            self._cache, self._version = {}, version
+        cache = self._cache  # this message's dict, even if another thread swaps in a new one
+        tokens = list(tokens)
+        wanted = [t for t in (TOTALS, *tokens) if t not in cache]
+        found = self._query(wanted) if wanted else {}
+        if found is None:
+            return None
+        if len(cache) + len(wanted) > CACHE_TOKENS:
+            self._cache = {}  # full: the next message starts again; this one still reads the old
+        cache.update((t, found.get(t, ABSENT)) for t in wanted)
+        nham, nspam = cache[TOTALS]
+        return Counts(nham, nspam, {t: c for t in tokens if (c := cache[t]) is not ABSENT})
+
+    def _query(self, wanted: list[str]) -> dict[str, tuple[int, int]] | None:
         try:
             conn: sqlite3.Connection | None = self._idle.get_nowait()
         except queue.Empty:
             conn = self._open()
         if conn is None:
             return None
-        wanted = [TOTALS, *tokens]
         found: dict[str, tuple[int, int]] = {}
         try:
             if len(wanted) > BATCH:  # several statements: hold one snapshot across them
@@ -102,8 +140,7 @@ class ModelReader:
             conn.close()  # not returned to the pool: the next message opens a fresh one
             raise ModelError(f"Bayes model {self.path}: {exc}") from None
         self._idle.put(conn)
-        nham, nspam = found.pop(TOTALS, (0, 0))
-        return Counts(nham, nspam, found)
+        return found
 
 
 _readers: dict[str, ModelReader] = {}

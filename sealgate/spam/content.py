@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from urllib.parse import urlsplit
 
 from sealgate.spam.mime import MailView
@@ -28,6 +29,7 @@ _URL = re.compile(r"\b(?:https?://|www\.)[^\s<>\"'()\[\]{}]+", re.IGNORECASE)
 _HOST_IN_TEXT = re.compile(r"^(?:https?://(?:www\.)?|www\.)([a-z0-9.-]+\.[a-z]{2,})(?:[/:?#]\S*)?$", re.IGNORECASE)
 _IP_HOST = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$|^\[?[0-9a-f:]+:[0-9a-f:]*\]?$", re.IGNORECASE)
 GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+PUNCTUATION = "\"'`.,;:!?()[]{}<>*=_-|/\\~#"  # stripped from both ends of a word
 
 
 @dataclass
@@ -42,11 +44,14 @@ class Content:
     hidden_html: bool = False
     link_mismatch: bool = False  # link text names one domain, the link goes to another
     gtube: bool = False
+    text: str = ""  # plain_text and html_text joined: what the body rules read
     lower: str = ""  # `text` in lower case, computed once for the phrase rules and the tokenizer
 
-    @property
-    def text(self) -> str:
-        return self.plain_text + "\n" + self.html_text
+    @cached_property
+    def words(self) -> frozenset[str]:
+        """The distinct lower-case words of the text, punctuation stripped from their ends: split
+        once per message for both the Bayes tokens and the phrase rules' quick test."""
+        return frozenset({raw.strip(PUNCTUATION) for raw in set(self.lower.split())})
 
 
 def host_of(url: str) -> str:
@@ -107,6 +112,7 @@ def analyse(view: MailView) -> Content:
             plain.append(part.text)
     content.plain_text = "\n".join(plain)
     content.html_text = "\n".join(visible)
+    content.text = content.plain_text + "\n" + content.html_text
     content.lower = content.text.lower()
     if "http" in content.lower or "www." in content.lower:
         content.urls += _URL.findall(content.text)

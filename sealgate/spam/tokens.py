@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-from sealgate.spam.content import Content
+from sealgate.spam.content import PUNCTUATION, Content
 from sealgate.spam.mime import MailView, decode_words
 
 # Added by relays, mailing lists, the receiving site's delivery agent or the reader's mail
@@ -31,7 +31,6 @@ PATH_HEADERS = ("received", "return-path", "delivered-to", "x-original-to", "lis
                 "x-imap", "x-mozilla-status", "x-account-key", "x-sieve", "x-virtual")
 MIN_LEN = 3
 MAX_LEN = 12
-_STRIP = "\"'`.,;:!?()[]{}<>*=_-|/\\~#"
 _ADDRESS = re.compile(r"([^\s<>()\[\],;:\"@]+)@([A-Za-z0-9.-]+)")
 _ADDRESS_OR_BRACKETS = re.compile(r"<[^<>]*>|\S+@\S+|[()]")
 _DIGITS = re.compile(r"\d")
@@ -39,10 +38,14 @@ _SUBJECT_WORD = re.compile(r"[\w$%!]+|[^\w\s]{2,}")
 
 
 def words(text: str, prefix: str = "") -> set[str]:
-    """Lower-case words of 3 to 12 characters; longer ones become a length class, as in
-    SpamBayes: their spelling rarely repeats, their presence does."""
+    """Lower-case words of 3 to 12 characters of a header value."""
+    return word_tokens({raw.strip(PUNCTUATION) for raw in set(text.lower().split())}, prefix)
+
+
+def word_tokens(distinct: set[str] | frozenset[str], prefix: str = "") -> set[str]:
+    """Words of 3 to 12 characters; longer ones become a length class, as in SpamBayes: their
+    spelling rarely repeats, their presence does."""
     # Set comprehensions over each distinct word once: this runs on every message's whole text.
-    distinct = {raw.strip(_STRIP) for raw in set(text.lower().split())}
     found = {prefix + word for word in distinct if MIN_LEN <= len(word) <= MAX_LEN}
     found.update(f"{prefix}skip:{word[0]} {len(word) // 10 * 10}" for word in distinct
                  if len(word) > MAX_LEN)
@@ -87,7 +90,7 @@ def header_tokens(view: MailView) -> set[str]:
 
 def message_tokens(view: MailView, content: Content) -> set[str]:
     found = header_tokens(view)
-    found |= words(content.lower)
+    found |= word_tokens(content.words)
     for host in content.url_hosts:
         labels = host.split(".")
         found |= {"url:" + ".".join(labels[i:]) for i in range(max(len(labels) - 3, 0), len(labels) - 1)}
