@@ -70,14 +70,18 @@ class ModelReader:
     def _file_version(self) -> tuple[int, int, bytes] | None:
         """Inode, size and SQLite's file change counter (header bytes 24-27); None: no file."""
         try:
-            with open(self.path, "rb") as f:
-                header = f.read(28)
-                stat = os.fstat(f.fileno())
+            fd = os.open(self.path, os.O_RDONLY)  # no Python file object: four system calls a message
         except FileNotFoundError:
             return None
         except OSError as exc:
             raise ModelError(f"Bayes model {self.path}: {exc}") from None
-        return stat.st_ino, stat.st_size, header[24:28]
+        try:
+            counter, stat = os.pread(fd, 4, 24), os.fstat(fd)
+        except OSError as exc:
+            raise ModelError(f"Bayes model {self.path}: {exc}") from None
+        finally:
+            os.close(fd)
+        return stat.st_ino, stat.st_size, counter
 
     def _open(self) -> sqlite3.Connection | None:
         if not os.path.exists(self.path):
