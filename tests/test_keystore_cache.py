@@ -1,6 +1,6 @@
-"""The milter's caching keystore client against a real keystore: our domains, DKIM selectors and
-other domains' bundles are asked once a minute, not once a message; a rotation shows on the next
-signature, and a temporary discovery failure is asked again at once."""
+"""The milter's caching keystore client against a real keystore: our domains and other domains'
+bundles are asked once a minute, not once a message, DKIM selectors once until the keystore
+refuses one as rotated; a temporary discovery failure is asked again at once."""
 
 from __future__ import annotations
 
@@ -42,9 +42,12 @@ def test_answers_are_cached_and_a_rotated_selector_is_picked_up(tmp_path: Path) 
         assert client.dkim_selector("ours.test", "ed25519-sha256") == selector
         assert calls.count("dkim_selector") == 1
         keystore.run("keys", "rotate", "ours.test", "--purpose", "dkim")
-        used, _ = client.dkim_sign("ours.test", "ed25519-sha256", b"\0" * 32)
-        assert used != selector
-        assert client.dkim_selector("ours.test", "ed25519-sha256") == used
+        with pytest.raises(KeystoreError, match=f"selector '{selector}': key .* is retired since"):
+            client.dkim_sign_many("ours.test", [("ed25519-sha256", selector, bytes(32))])
+        rotated = client.dkim_selector("ours.test", "ed25519-sha256")
+        assert rotated != selector and calls.count("dkim_selector") == 2
+        [signature] = client.dkim_sign_many("ours.test", [("ed25519-sha256", rotated, bytes(32))])
+        assert len(signature) == 64
 
 
 def test_other_domains_bundles_are_cached_unless_the_failure_is_temporary(tmp_path: Path) -> None:

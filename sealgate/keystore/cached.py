@@ -1,13 +1,14 @@
-"""A keystore client that remembers, for a minute, what rarely changes and is asked for every
-message: whether a domain is ours (and its identity key), its DKIM selectors, and other domains'
-verified bundles (the keystore itself keeps those for their DNS TTL; a minute more here bounds
-how late a rotation or revocation elsewhere is seen, as any DNS cache does)."""
+"""A keystore client that remembers what rarely changes and is asked for every message: for a
+minute, whether a domain is ours (and its identity key) and other domains' verified bundles (the
+keystore itself keeps those for their DNS TTL; a minute more here bounds how late a rotation or
+revocation elsewhere is seen, as any DNS cache does); our DKIM selectors until the keystore
+refuses one as rotated or revoked."""
 
 from __future__ import annotations
 
 import threading
 import time
-from typing import Callable
+from typing import Callable, Sequence
 
 from sealgate.keystore.client import BundleAnswer, KeystoreClient, KeystoreError
 
@@ -64,9 +65,14 @@ class CachingKeystoreClient(KeystoreClient):
                 self._selectors[(domain, algorithm)] = selector
         return selector
 
-    def dkim_sign(self, domain: str, algorithm: str, digest: bytes) -> tuple[str, bytes]:
-        """A rotated key shows in the answer: the next message gets the new selector."""
-        selector, signature = super().dkim_sign(domain, algorithm, digest)
-        with self._cache_lock:
-            self._selectors[(domain, algorithm)] = selector
-        return selector, signature
+    def dkim_sign_many(self, domain: str,
+                       digests: Sequence[tuple[str, str, bytes]]) -> list[bytes]:
+        """A refusal means a cached selector was rotated or revoked: these algorithms' selectors
+        are asked anew for the next message (this one is tempfailed and retried by the MTA)."""
+        try:
+            return super().dkim_sign_many(domain, digests)
+        except KeystoreError:
+            with self._cache_lock:
+                for algorithm, _, _ in digests:
+                    self._selectors.pop((domain, algorithm), None)
+            raise

@@ -15,7 +15,7 @@ import struct
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from sealgate.keystore.encoding import b64, unb64
 from sealgate.keystore.errors import KeystoreError, KeystoreUnavailable
@@ -210,6 +210,16 @@ class KeystoreClient:
         """(selector, signature) over a SHA-256 digest; algorithm rsa-sha256 or ed25519-sha256."""
         result = self.call("dkim_sign", domain=domain, algorithm=algorithm, digest=b64(digest))
         return result["selector"], unb64(result["signature"], "signature")
+
+    def dkim_sign_many(self, domain: str,
+                       digests: Sequence[tuple[str, str, bytes]]) -> list[bytes]:
+        """Signatures over (algorithm, selector, digest) triples, one per algorithm, in one
+        request and in that order; the whole request is refused (`unusable-key`, `not-found`)
+        when a selector no longer signs for the domain (rotated, revoked)."""
+        result = self.call("dkim_sign_many", domain=domain, signatures=[
+            {"algorithm": algorithm, "selector": selector, "digest": b64(digest)}
+            for algorithm, selector, digest in digests])
+        return [unb64(signature, "signature") for signature in result["signatures"]]
 
     def bundle(self, domain: str, with_document: bool = False) -> BundleAnswer:
         """Another domain's verified keys, found by discovery and cached."""

@@ -82,6 +82,7 @@ class Operations:
         self._ops: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "ping": self.ping, "unwrap": self.unwrap, "sign": self.sign_data,
             "dkim_selector": self.dkim_selector, "dkim_sign": self.dkim_sign,
+            "dkim_sign_many": self.dkim_sign_many,
             "bundle": self.bundle, "local_bundle": self.local_bundle,
             "mailbox_keys": self.mailbox_keys}
 
@@ -135,12 +136,11 @@ class Operations:
             self._loaded[record.key_id] = material
         return material
 
-    def _active(self, domain: str, purpose: str, algorithm: str | None = None) -> KeyRecord:
-        record = self._read.get(("newest", domain, purpose, algorithm),
-                                lambda: self._store.newest(domain, purpose, algorithm=algorithm))
+    def _active(self, domain: str, purpose: str) -> KeyRecord:
+        record = self._read.get(("newest", domain, purpose),
+                                lambda: self._store.newest(domain, purpose))
         if record is None:
-            raise KeystoreError("not-found", f"no active {purpose} key"
-                                + (f" ({algorithm})" if algorithm else "") + f" for domain {domain!r}")
+            raise KeystoreError("not-found", f"no active {purpose} key for domain {domain!r}")
         return record
 
     def ping(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -169,25 +169,79 @@ class Operations:
         signature = sign(record.algorithm, self._material(record), _bytes(request, "data"))
         return {"signature": b64(signature), "key_id": record.key_id}
 
-    def _dkim_key(self, request: dict[str, Any]) -> KeyRecord:
+    def _dkim_key(self, domain: str, request: dict[str, Any]) -> KeyRecord:
+        """The domain's active DKIM key for the request's algorithm; all of the domain's are
+        read at once, so a request signing with several costs one lookup."""
         name = _text(request, "algorithm")
         if name not in DKIM_ALGORITHMS:
             raise KeystoreError("bad-request", f"algorithm {name!r}: expected one of "
                                                f"{', '.join(DKIM_ALGORITHMS)}")
-        return self._active(names.domain(_text(request, "domain")), "dkim", DKIM_ALGORITHMS[name])
+        keys = self._read.get(("dkim", domain), lambda: {
+            algorithm: self._store.newest(domain, "dkim", algorithm=algorithm)
+            for algorithm in DKIM_ALGORITHMS.values()})
+        record = keys[DKIM_ALGORITHMS[name]]
+        if record is None:
+            raise KeystoreError("not-found", f"no active dkim key ({DKIM_ALGORITHMS[name]}) "
+                                             f"for domain {domain!r}")
+        return record
 
-    def dkim_selector(self, request: dict[str, Any]) -> dict[str, Any]:
-        return {"selector": self._dkim_key(request).owner}
-
-    def dkim_sign(self, request: dict[str, Any]) -> dict[str, Any]:
-        digest = _bytes(request, "digest", 32)
-        record = self._dkim_key(request)
+    def _dkim_signature(self, record: KeyRecord, digest: bytes) -> bytes:
         # RFC 8463: Ed25519 signs the SHA-256 digest itself; RSA signs it as PKCS#1 v1.5 DigestInfo.
         material = self._material(record)
         signature = sign(record.algorithm, material, digest)
         if isinstance(material, RsaSigner) and material.renewal_due:
             self._renewal.due = material
-        return {"selector": record.owner, "signature": b64(signature)}
+        return signature
+
+    def dkim_selector(self, request: dict[str, Any]) -> dict[str, Any]:
+        return {"selector": self._dkim_key(names.domain(_text(request, "domain")), request).owner}
+
+    def dkim_sign(self, request: dict[str, Any]) -> dict[str, Any]:
+        digest = _bytes(request, "digest", 32)
+        record = self._dkim_key(names.domain(_text(request, "domain")), request)
+        return {"selector": record.owner, "signature": b64(self._dkim_signature(record, digest))}
+
+    def dkim_sign_many(self, request: dict[str, Any]) -> dict[str, Any]:
+        """One signature per algorithm (RFC 8463 dual signing) in one request. Each names the
+        selector its header already carries: a rotated or revoked key is refused, not replaced
+        by one the header does not name. Everything is checked before anything is signed."""
+        domain = names.domain(_text(request, "domain"))
+        items = request.get("signatures")
+        if not isinstance(items, list) or not 1 <= len(items) <= len(DKIM_ALGORITHMS):
+            raise KeystoreError("bad-request", f"field 'signatures': expected a list of 1 to "
+                                               f"{len(DKIM_ALGORITHMS)} objects with algorithm, "
+                                               f"selector and digest")
+        jobs: list[tuple[KeyRecord, bytes]] = []
+        for n, item in enumerate(items):
+            try:
+                if not isinstance(item, dict):
+                    raise KeystoreError("bad-request", "expected an object with algorithm, "
+                                                       "selector and digest")
+                record = self._dkim_key(domain, item)
+                if any(record.algorithm == earlier.algorithm for earlier, _ in jobs):
+                    raise KeystoreError("bad-request", f"algorithm {item['algorithm']!r} asked "
+                                                       f"twice: one signature per algorithm")
+                digest = _bytes(item, "digest", 32)
+                selector = _text(item, "selector")
+                if selector != record.owner:
+                    raise self._not_current(record, selector)
+                jobs.append((record, digest))
+            except KeystoreError as exc:
+                raise KeystoreError(exc.code, f"signatures[{n}]: {exc}") from None
+        return {"signatures": [b64(self._dkim_signature(record, digest)) for record, digest in jobs]}
+
+    def _not_current(self, active: KeyRecord, selector: str) -> KeystoreError:
+        """Why `selector` does not sign for its domain any more (rare: looked up only now)."""
+        named = self._store.keys(active.domain, "dkim", owner=selector)
+        if not named:
+            return KeystoreError("not-found", f"selector {selector!r}: no such DKIM key of "
+                                              f"{active.domain}; the active one is {active.owner}")
+        old = named[-1]
+        since = {"retired": old.retired_at, "revoked": old.revoked_at}.get(old.state)
+        return KeystoreError("unusable-key", f"selector {selector!r}: key {old.key_id} is "
+                                             f"{old.state}" + (f" since {iso(since)}" if since else "")
+                             + f"; the active {active.algorithm} selector of {active.domain} "
+                               f"is {active.owner}")
 
     def bundle(self, request: dict[str, Any]) -> dict[str, Any]:
         domain = names.domain(_text(request, "domain"))

@@ -55,18 +55,25 @@ class FrameBuffer:
 
 
 def read_frame(sock: socket.socket, limit: int) -> bytes:
-    """One message from a blocking socket; usually a single recv() (system calls are dear)."""
+    """One message from a blocking socket; usually a single recv() (system calls are dear)
+    that holds exactly that message, taken as it is."""
     frames = FrameBuffer(limit)
     while True:
-        payload = frames.next()
-        if payload is not None:
-            return payload
         chunk = sock.recv(1 << 16)
         if not chunk:
             raise ConnectionClosed("connection closed" + (" mid-message" if frames.partial else ""))
+        if not frames.partial and len(chunk) >= HEADER.size \
+                and HEADER.unpack_from(chunk)[0] == len(chunk) - HEADER.size <= limit:
+            return chunk[HEADER.size:]
         frames.feed(chunk)
+        payload = frames.next()
+        if payload is not None:
+            return payload
+
+
+_encode = json.JSONEncoder(separators=(",", ":")).encode  # json.dumps would build one per call
 
 
 def write_frame(sock: socket.socket, message: Any) -> None:
-    payload = json.dumps(message, separators=(",", ":")).encode()
+    payload = _encode(message).encode()
     sock.sendall(HEADER.pack(len(payload)) + payload)

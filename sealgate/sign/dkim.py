@@ -2,16 +2,18 @@
 
 dkimpy canonicalizes and hashes the headers; the body hash is computed here
 while streaming (a 25 MB message is never held in memory), and the keystore
-signs the final SHA-256 digest: RSA in C through `cryptography`, Ed25519
+signs the final SHA-256 digests: RSA in C through `cryptography`, Ed25519
 through libsodium, instead of dkimpy's pure-Python RSA (13 ms a signature).
-Canonicalization is relaxed/relaxed.
+The digests of every algorithm are made first, so that one keystore request
+signs them all. Canonicalization is relaxed/relaxed.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-from typing import IO, Callable
+from dataclasses import dataclass
+from typing import IO, Mapping
 
 import dkim
 from dkim.canonicalization import Relaxed
@@ -29,21 +31,38 @@ def relaxed_body_hash(body: IO[bytes]) -> bytes:
     return base64.b64encode(body_hash(body, relaxed=True))
 
 
-def signature_value(headers: list[tuple[str, bytes]], body_hash: bytes, *, domain: str,
-                    selector: str, algorithm: str, timestamp: int,
-                    sign_digest: Callable[[bytes], bytes]) -> str:
-    """The value of a DKIM-Signature header for this message (headers as received: raw values)."""
+@dataclass(frozen=True)
+class Unsigned:
+    """A DKIM-Signature whose b= is still empty, and the SHA-256 digest its signature covers."""
+
+    algorithm: str
+    selector: str
+    tags: bytes
+    digest: bytes
+
+    def value(self, signature: bytes) -> str:
+        """The header's value once the keystore has signed `digest`."""
+        # Folding between tags changes nothing under relaxed canonicalization.
+        return (self.tags + base64.b64encode(signature)).replace(b"; ", b";\r\n\t").decode("ascii")
+
+
+def prepare(headers: list[tuple[str, bytes]], body_hash: bytes, *, domain: str,
+            selectors: Mapping[str, str], timestamp: int) -> list[Unsigned]:
+    """One DKIM-Signature to sign per algorithm in `selectors` (algorithm -> selector), for this
+    message (headers as received: raw values), in that order."""
     wire = [(name.encode(), value + b"\r\n") for name, value in headers]
     present = [name.lower() for name, _ in wire]
     include = [h for h in SIGNED_HEADERS for _ in range(present.count(h))] + [b"from"]
-    fields = [(b"v", b"1"), (b"a", algorithm.encode()), (b"c", b"relaxed/relaxed"),
-              (b"d", domain.encode()), (b"s", selector.encode()),
-              (b"t", str(timestamp).encode()), (b"h", b":".join(include)),
-              (b"bh", body_hash), (b"b", b"")]
-    unsigned = b"; ".join(b"=".join(f) for f in fields)
-    hasher = hashlib.sha256()
-    dkim.hash_headers(hasher, Relaxed, Relaxed.canonicalize_headers(wire), include,
-                      (b"DKIM-Signature", b" " + unsigned), dict(fields))
-    signature = base64.b64encode(sign_digest(hasher.digest()))
-    # Folding between tags changes nothing under relaxed canonicalization.
-    return (unsigned + signature).replace(b"; ", b";\r\n\t").decode("ascii")
+    canonical = Relaxed.canonicalize_headers(wire)
+    pending = []
+    for algorithm, selector in selectors.items():
+        fields = [(b"v", b"1"), (b"a", algorithm.encode()), (b"c", b"relaxed/relaxed"),
+                  (b"d", domain.encode()), (b"s", selector.encode()),
+                  (b"t", str(timestamp).encode()), (b"h", b":".join(include)),
+                  (b"bh", body_hash), (b"b", b"")]
+        tags = b"; ".join(b"=".join(f) for f in fields)
+        hasher = hashlib.sha256()
+        dkim.hash_headers(hasher, Relaxed, canonical, include, (b"DKIM-Signature", b" " + tags),
+                          dict(fields))
+        pending.append(Unsigned(algorithm, selector, tags, hasher.digest()))
+    return pending

@@ -12,7 +12,7 @@ from sealgate.message import HeaderEdit, Message
 from sealgate.pipeline import Services, Session, Transaction, Verdict
 from sealgate.policy import outbound as policy
 from sealgate.policy.outer_headers import outer_headers
-from sealgate.sign.dkim import relaxed_body_hash, signature_value
+from sealgate.sign.dkim import prepare, relaxed_body_hash
 
 log = logging.getLogger("sealgate")
 DKIM_ALGORITHMS = ("ed25519-sha256", "rsa-sha256")
@@ -64,23 +64,16 @@ def sender_domain(msg: Message, services: Services) -> str | None:
 
 def dkim_headers(msg: Message, domain: str, services: Services,
                  algorithms: tuple[str, ...] = DKIM_ALGORITHMS) -> list[tuple[str, bytes]]:
-    """One DKIM-Signature per algorithm (RFC 8463 dual signing), the keystore doing the signing."""
-    body_hash = relaxed_body_hash(msg.body)
-    now = int(services.clock())
-    headers = []
-    for algorithm in algorithms:
-        selector = services.keys.dkim_selector(domain, algorithm)
-
-        def sign_digest(digest: bytes, algorithm: str = algorithm, selector: str = selector) -> bytes:
-            used, signature = services.keys.dkim_sign(domain, algorithm, digest)
-            if used != selector:  # a rotation between the two calls: the header would lie
-                raise KeystoreError("internal", f"DKIM selector of {domain} changed while signing")
-            return signature
-
-        value = signature_value(msg.headers, body_hash, domain=domain, selector=selector,
-                                algorithm=algorithm, timestamp=now, sign_digest=sign_digest)
-        headers.append(("DKIM-Signature", b" " + value.encode()))
-    return headers
+    """One DKIM-Signature per algorithm (RFC 8463 dual signing), all signed by the keystore in
+    one request; it refuses a selector rotated since we cached it, so no header names a key
+    that did not sign it."""
+    keys = services.keys
+    pending = prepare(msg.headers, relaxed_body_hash(msg.body), domain=domain,
+                      selectors={a: keys.dkim_selector(domain, a) for a in algorithms},
+                      timestamp=int(services.clock()))
+    signatures = keys.dkim_sign_many(domain, [(p.algorithm, p.selector, p.digest) for p in pending])
+    return [("DKIM-Signature", b" " + p.value(signature).encode())
+            for p, signature in zip(pending, signatures)]
 
 
 def stage(txn: Transaction, services: Services) -> Verdict | None:
