@@ -185,7 +185,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("dns", "port", int, 53, "Port of the resolvers in nameservers.", positive),
     Option("dns", "timeout", float, 5.0,
            "Seconds one lookup may take before it counts as a temporary error.", positive),
-    Option("dns", "cache_size", int, 10000, "Answers kept in the TTL-honouring cache.", positive),
+    Option("dns", "cache_size", int, 10000,
+           "Entries kept in the TTL-honouring cache: answers, and SPF results until the first "
+           "answer they read expires.", positive),
     # [verify] — authentication of incoming mail
     Option("verify", "authserv_id", str, "",
            "Our authserv-id in Authentication-Results; empty means this host's name."),
