@@ -280,6 +280,11 @@ class PrivatePostfix:
         pid = self._read_master_pid()
         return pid is not None and _master_alive(pid)
 
+    @property
+    def master_pid(self) -> int | None:
+        """The running master's pid (its children are every Postfix process of this instance)."""
+        return self._read_master_pid()
+
     # -- configuration ---------------------------------------------------
 
     def main_settings(self) -> dict[str, str]:
