@@ -16,7 +16,8 @@ import dns.rcode
 import dns.rrset
 import pytest
 
-from sealgate.dns import DNSTempError
+from sealgate.auth import spf
+from sealgate.dns import Answer, DNSTempError
 from sealgate.dns.cache import CachingResolver
 from sealgate.dns.network import NetworkResolver
 from sealgate.dns.zonefile import ZoneFileResolver
@@ -184,3 +185,29 @@ def test_a_computation_that_saw_a_dns_failure_is_not_remembered(silent_server: i
         return "answered"
     assert [resolver.remembered("key", compute) for _ in range(2)] == ["temperror"] * 2
     assert len(runs) == 2
+
+
+class CountingCache(CachingResolver):
+    """The answer cache, counting the lookups asked of it (hits included)."""
+
+    asked = 0
+
+    def lookup(self, name: str, rdtype: str) -> Answer:
+        self.asked += 1
+        return super().lookup(name, rdtype)
+
+
+def test_spf_results_are_remembered_but_never_a_temperror(tmp_path: Path) -> None:
+    zone = tmp_path / "spf.zone"
+    zone.write_text(txt("spf.test", "v=spf1 a:host.spf.test -all")
+                    + "host.spf.test. 300 IN A 192.0.2.1\n")
+    resolver = CountingCache(ZoneFileResolver([str(zone)]), 100)
+    for _ in range(2):
+        assert spf.check(resolver, "192.0.2.1", "a@spf.test", "mx.spf.test", 20) == ("pass", "sender SPF authorized")
+    assert resolver.asked == 2  # the record and the A lookup, once
+    # A lookup time too short for two lookups: pyspf's own temperror, every answer it got valid.
+    for _ in range(2):
+        before = resolver.asked
+        result, _ = spf.check(resolver, "192.0.2.1", "b@spf.test", "mx.spf.test", 1e-9)
+        assert result == "temperror"
+        assert resolver.asked > before  # evaluated again, not remembered

@@ -61,7 +61,10 @@ def check(resolver: Resolver, client_ip: str, sender: str, helo: str,
             _current.reset(token)
         return result, explanation
 
-    return remembered(resolver, ("spf", client_ip, sender, helo, lookup_time), evaluate)
+    # temperror is never kept: pyspf also gives it when its lookup time runs out, with every
+    # answer it did get cached and valid.
+    return remembered(resolver, ("spf", client_ip, sender, helo, lookup_time), evaluate,
+                      keep=lambda outcome: outcome[0] != "temperror")
 
 
 def _domain(address: str) -> str:

@@ -53,8 +53,10 @@ class CachingResolver:
             self._keep(key, expiry, answer)
         return answer
 
-    def remembered(self, key: Hashable, compute: Callable[[], T]) -> T:
-        """compute(), which reads DNS only through this cache, kept until its first answer expires."""
+    def remembered(self, key: Hashable, compute: Callable[[], T],
+                   keep: Callable[[T], bool] = lambda result: True) -> T:
+        """compute(), which reads DNS only through this cache, kept until its first answer
+        expires; a result `keep` refuses (a temporary error of compute's own) is not kept."""
         key = ("remembered", key)
         now = self._clock()
         hit = self._entries.get(key)
@@ -69,7 +71,7 @@ class CachingResolver:
         finally:
             expiry = stack.pop()
         self._read_until(expiry)
-        if now < expiry < math.inf:
+        if now < expiry < math.inf and keep(result):
             self._keep(key, expiry, result)
         return result
 
@@ -89,8 +91,9 @@ class CachingResolver:
             self._entries[key] = (expiry, value)
 
 
-def remembered(resolver: Resolver, key: Hashable, compute: Callable[[], T]) -> T:
+def remembered(resolver: Resolver, key: Hashable, compute: Callable[[], T],
+               keep: Callable[[T], bool] = lambda result: True) -> T:
     """`resolver.remembered` where the resolver has the cache (the daemons' always does)."""
     if isinstance(resolver, CachingResolver):
-        return resolver.remembered(key, compute)
+        return resolver.remembered(key, compute, keep)
     return compute()
