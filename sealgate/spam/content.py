@@ -49,9 +49,14 @@ class Content:
 
     @cached_property
     def words(self) -> frozenset[str]:
-        """The distinct lower-case words of the text, punctuation stripped from their ends: split
-        once per message for both the Bayes tokens and the phrase rules' quick test."""
-        return frozenset({raw.strip(PUNCTUATION) for raw in set(self.lower.split())})
+        """The text's distinct words, split once per message for both the Bayes tokens and the
+        phrase rules' quick test."""
+        return frozenset(distinct_words(self.lower))
+
+
+def distinct_words(lower: str) -> set[str]:
+    """The distinct words of a lower-case text, punctuation stripped from their ends."""
+    return {raw.strip(PUNCTUATION) for raw in set(lower.split())}
 
 
 def host_of(url: str) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-from sealgate.spam.content import PUNCTUATION, Content
+from sealgate.spam.content import Content, distinct_words
 from sealgate.spam.mime import MailView, decode_words
 
 # Added by relays, mailing lists, the receiving site's delivery agent or the reader's mail
@@ -39,7 +39,7 @@ _SUBJECT_WORD = re.compile(r"[\w$%!]+|[^\w\s]{2,}")
 
 def words(text: str, prefix: str = "") -> set[str]:
     """Lower-case words of 3 to 12 characters of a header value."""
-    return word_tokens({raw.strip(PUNCTUATION) for raw in set(text.lower().split())}, prefix)
+    return word_tokens(distinct_words(text.lower()), prefix)
 
 
 def word_tokens(distinct: set[str] | frozenset[str], prefix: str = "") -> set[str]:
