@@ -19,7 +19,7 @@ def configure_logging(log_config: Any) -> None:
         handler.setFormatter(logging.Formatter("sealgate[%(process)d]: %(message)s"))
     else:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s sealgate %(levelname)s %(message)s"))
+        handler.setFormatter(logging.Formatter("%(asctime)s sealgate[%(process)d] %(levelname)s %(message)s"))
     root.addHandler(handler)
     root.setLevel(log_config.level.upper())
     root.propagate = False

@@ -3,6 +3,7 @@ an inet socket gets TCP_NODELAY, and a big body is spooled to disk."""
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -10,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 
 import milterscript
 from conftest import needs_root_and_postfix
@@ -41,23 +43,27 @@ def wait_for(predicate, timeout: float = 10) -> bool:  # type: ignore[no-untyped
     return False
 
 
-def test_sighup_reloads_and_a_bad_file_keeps_the_running_config(tmp_path: Path) -> None:
-    conf = config(tmp_path, "mx.one")
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sighup_reloads_and_a_bad_file_keeps_the_running_config(tmp_path: Path, workers: int) -> None:
+    conf = config(tmp_path, "mx.one", workers=workers)
     sock = tmp_path / "milter.sock"
     with MilterProcess(conf, sock, tmp_path / "milter.log") as milter:
+        assert len(milter.workers()) == workers
         assert "INSERTED" in milterscript.run(tmp_path / "a.lua", sock, "192.0.2.1",
                                               milterscript_expected("mx.one"))
-        config(tmp_path, "mx.two")
-        milter.signal(signal.SIGHUP)
-        assert wait_for(lambda: "configuration reloaded" in milter.log_text())
-        assert "INSERTED" in milterscript.run(tmp_path / "b.lua", sock, "192.0.2.1",
-                                              milterscript_expected("mx.two"))
+        config(tmp_path, "mx.two", workers=workers)
+        milter.reload()
+        assert milter.log_text().count("configuration reloaded") == workers
+        for n in range(3 * workers):  # whichever worker answers
+            assert "INSERTED" in milterscript.run(tmp_path / f"b{n}.lua", sock, "192.0.2.1",
+                                                  milterscript_expected("mx.two"))
         conf.write_text("[verify]\nspf = 3\n")
-        milter.signal(signal.SIGHUP)
-        assert wait_for(lambda: "reload refused" in milter.log_text())
+        milter.reload()
+        assert milter.log_text().count("reload refused") == workers
         assert "[verify] spf = 3: expected true or false" in milter.log_text()
-        assert "INSERTED" in milterscript.run(tmp_path / "c.lua", sock, "192.0.2.1",
-                                              milterscript_expected("mx.two"))
+        for n in range(3 * workers):
+            assert "INSERTED" in milterscript.run(tmp_path / f"c{n}.lua", sock, "192.0.2.1",
+                                                  milterscript_expected("mx.two"))
 
 
 def milterscript_expected(authserv_id: str) -> str:
@@ -66,20 +72,44 @@ def milterscript_expected(authserv_id: str) -> str:
             "header.from=a.test")
 
 
-def test_sigterm_lets_an_open_transaction_finish(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigterm_lets_an_open_transaction_finish(tmp_path: Path, workers: int) -> None:
     sock = tmp_path / "milter.sock"
-    milter = MilterProcess(config(tmp_path, "mx.test"), sock, tmp_path / "milter.log").start()
+    milter = MilterProcess(config(tmp_path, "mx.test", workers=workers), sock,
+                           tmp_path / "milter.log").start()
     lua = milterscript.script(tmp_path / "slow.lua", sock, "192.0.2.1", pause=2)
     client = subprocess.Popen(["miltertest", "-s", str(lua)], stdout=subprocess.PIPE, text=True)
     assert client.stdout is not None
     assert client.stdout.readline().strip() == "SENT headers"
     milter.signal(signal.SIGTERM)
+    assert wait_for(lambda: not sock.exists())  # new connections are refused at once
     rest = client.stdout.read()
     assert client.wait(30) == 0
     assert "REPLY continue" in rest
-    assert milter.stop() == 0
+    assert milter.proc is not None and milter.proc.wait(30) == 0  # exits by itself once drained
     assert "draining open ones" in milter.log_text()
     assert "sealgate milter stopped" in milter.log_text()
+    assert "stopping now" not in milter.log_text()
+
+
+def test_a_dead_worker_is_replaced_and_workers_die_with_the_parent(tmp_path: Path) -> None:
+    sock = tmp_path / "milter.sock"
+    milter = MilterProcess(config(tmp_path, "mx.test", workers=2), sock,
+                           tmp_path / "milter.log").start()
+    try:
+        first = milter.workers()
+        assert len(first) == 2 and milter.proc is not None and milter.proc.pid not in first
+        os.kill(first[0], signal.SIGKILL)
+        assert wait_for(lambda: len(set(milter.workers()) - set(first)) == 1)
+        assert f"milter worker {first[0]} exited (signal 9); starting another" in milter.log_text()
+        for n in range(4):
+            assert "INSERTED" in milterscript.run(tmp_path / f"a{n}.lua", sock, "192.0.2.1",
+                                                  milterscript_expected("mx.test"))
+        now = milter.workers()
+    finally:
+        milter.proc.kill()  # type: ignore[union-attr]
+        milter.proc.wait()  # type: ignore[union-attr]
+    assert wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in now))
 
 
 def test_inet_socket_sets_tcp_nodelay(tmp_path: Path) -> None:

@@ -126,6 +126,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("milter", "internal_hosts", list, ["127.0.0.0/8", "::1/128"],
            "Client networks whose mail is outgoing (submitted by us), not verified as incoming.",
            cidr_list),
+    Option("milter", "workers", int, 0,
+           "Processes answering the milter socket; 0 means one per CPU. Each has its own caches "
+           "(DNS, keystore answers, spam model).", non_negative),
     Option("milter", "drain_timeout", int, 30,
            "Seconds SIGTERM waits for open connections to finish before exiting.", positive),
     Option("milter", "use_keystore", bool, True,

@@ -37,6 +37,7 @@ from sealgate.keystore.protocol import FrameBuffer, FrameTooLarge, write_frame
 from sealgate.keystore.runtime import open_store, resolver, schedule
 from sealgate.keystore.store import KeyStore
 from sealgate.logsetup import configure_logging
+from sealgate.workers import Workers, count as worker_count
 
 log = logging.getLogger("sealgate.keystore")
 
@@ -250,19 +251,6 @@ def _worker(sock: socket.socket, config: Config, sealer: Sealer, dns: Resolver, 
     return 0
 
 
-def _spawn(target: Callable[[], int]) -> int:
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            code = target()
-        except BaseException:  # never return into the parent's code
-            log.exception("keystore worker failed")
-        finally:
-            os._exit(code)
-    return pid
-
-
 def serve(config_path: Path | None) -> int:
     """Parent: checks, publishes, keeps the schedule and the directory; forks the workers
     that answer the socket (one per CPU by default: Python runs one thread at a time, and
@@ -288,28 +276,20 @@ def serve(config_path: Path | None) -> int:
     def answer() -> int:
         return _worker(sock, config, sealer, dns, clock)
 
-    workers = [_spawn(answer) for _ in range(settings.workers or os.cpu_count() or 1)]
+    workers = Workers("keystore", answer, worker_count(settings.workers))
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     public = directory.start(store, settings.directory_listen) if settings.directory_listen else None
     threading.Thread(target=_maintenance_loop, args=(store, config, clock, stop),
                      name="maintenance", daemon=True).start()
-    log.info("keystore ready on %s (%d workers)%s, domains: %s", socket_path, len(workers),
+    log.info("keystore ready on %s (%d workers)%s, domains: %s", socket_path, len(workers.pids),
              f", directory on http://{settings.directory_listen}" if public else "",
              ", ".join(store.domains()) or "none yet")
     while not stop.wait(1.0):
-        for n, pid in enumerate(workers):
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                log.error("keystore worker %d exited (%s); starting another", pid,
-                          f"status {os.waitstatus_to_exitcode(status)}" if os.WIFEXITED(status)
-                          else f"signal {os.WTERMSIG(status)}")
-                workers[n] = _spawn(answer)
-    for pid in workers:
-        os.kill(pid, signal.SIGTERM)
-    for pid in workers:
-        os.waitpid(pid, 0)
+        workers.replace_exited()
+    workers.signal(signal.SIGTERM)
+    workers.wait()
     socket_path.unlink(missing_ok=True)
     if public is not None:
         public.shutdown()

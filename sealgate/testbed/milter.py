@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from sealgate.config.render import toml_value
-from sealgate.testbed.process import Daemon
+from sealgate.testbed.process import Daemon, DaemonError
 
 
 def write_config(path: Path, sections: dict[str, dict[str, Any]]) -> Path:
@@ -34,8 +37,51 @@ class MilterProcess(Daemon):
         return [sys.executable, "-m", "sealgate", "milter", "--config", str(self.config)]
 
     def ready(self) -> bool:
-        return self.socket_path.is_socket()
+        """Listening, with every worker forked."""
+        if not self.socket_path.is_socket() or (workers := worker_count(self.log_text())) is None:
+            return False
+        assert self.proc is not None
+        return workers == 1 or len(child_pids(self.proc.pid)) >= workers
 
     @property
     def address(self) -> str:
         return f"unix:{self.socket_path}"
+
+    def workers(self) -> list[int]:
+        """Pids of the processes answering the socket: its forked workers, or itself."""
+        assert self.proc is not None
+        return child_pids(self.proc.pid) or [self.proc.pid]
+
+    def reload(self, timeout: float = 20) -> None:
+        """SIGHUP; returns once every worker has reloaded or refused the new file."""
+        workers = worker_count(self.log_text()) or 1
+        before = reload_lines(self.log_text())
+        self.signal(signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while reload_lines(self.log_text()) < before + workers:
+            if time.monotonic() > deadline:
+                raise DaemonError(f"{self.name} did not reload:\n{self.log_text()[-2000:]}")
+            time.sleep(0.05)
+
+
+def worker_count(log_text: str) -> int | None:
+    """The worker count of the daemon's start line ("listening on ... (config ..., N workers)")."""
+    found = re.findall(r"listening on .*, (\d+) workers?\)", log_text)
+    return int(found[-1]) if found else None
+
+
+def reload_lines(log_text: str) -> int:
+    """One line a worker and SIGHUP: either reloaded or refused."""
+    return log_text.count("configuration reloaded") + log_text.count("reload refused")
+
+
+def child_pids(pid: int) -> list[int]:
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # exited meanwhile
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return children

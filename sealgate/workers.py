@@ -1,0 +1,82 @@
+"""Forked worker processes for the daemons (milter, keystore).
+
+Python runs one thread at a time, so a process per CPU is how a daemon uses
+them all, as Postfix does: the parent opens the socket, forks the workers
+that answer it, replaces one that exits unasked and passes signals on. A
+worker dies with its parent, so a killed parent leaves no orphans holding the
+socket.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+from typing import Callable
+
+log = logging.getLogger("sealgate")
+
+PR_SET_PDEATHSIG = 1
+
+
+def count(configured: int) -> int:
+    """The configured number of workers; 0 means one per CPU."""
+    return configured or os.cpu_count() or 1
+
+
+def _die_with_parent(parent: int) -> None:
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(0)
+
+
+def spawn(name: str, target: Callable[[], int]) -> int:
+    """Fork a worker running `target`; its return value is the worker's exit status."""
+    parent = os.getpid()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            _die_with_parent(parent)
+            code = target()
+        except BaseException:  # never return into the parent's code
+            log.exception("%s worker failed", name)
+        finally:
+            logging.shutdown()
+            os._exit(code)
+    return pid
+
+
+class Workers:
+    """`size` forked copies of one worker function."""
+
+    def __init__(self, name: str, target: Callable[[], int], size: int) -> None:
+        self.name = name
+        self.target = target
+        self.pids = [spawn(name, target) for _ in range(size)]
+
+    def replace_exited(self) -> None:
+        """Start a new worker for each that exited (call while the daemon is not stopping)."""
+        for n, pid in enumerate(self.pids):
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                log.error("%s worker %d exited (%s); starting another", self.name, pid,
+                          f"status {os.waitstatus_to_exitcode(status)}" if os.WIFEXITED(status)
+                          else f"signal {os.WTERMSIG(status)}")
+                self.pids[n] = spawn(self.name, self.target)
+
+    def signal(self, signum: int) -> None:
+        for pid in self.pids:
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:  # exited, not yet reaped
+                pass
+
+    def wait(self) -> int:
+        """Wait for every worker to exit; 0 when all exited with status 0."""
+        worst = 0
+        for pid in self.pids:
+            _, status = os.waitpid(pid, 0)
+            worst = worst or os.waitstatus_to_exitcode(status)
+        return worst
