@@ -7,6 +7,7 @@ import grp
 import hashlib
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -290,3 +291,18 @@ def test_a_worker_that_dies_is_replaced(tmp_path: Path) -> None:
         for _ in range(20):  # pooled connections to the dead worker are replaced transparently
             assert client.ping()["domains"] == [DOMAIN]
     assert f"keystore worker {first[0]} exited (signal 9); starting another" in keystore.log_text()
+
+
+def test_each_worker_loads_the_active_keys_before_its_first_request(tmp_path: Path) -> None:
+    """An RSA key's first parse checks it for ~50 ms: no message may wait for that."""
+    keystore = KeystoreProcess(tmp_path / "ks", directory=False, workers=2)
+    keystore.run("keys", "init", DOMAIN)
+    listed = keystore.run("keys", "list", DOMAIN).stdout
+    active = sum(1 for line in listed.splitlines() if " active " in f" {line} ")
+    with keystore:
+        deadline = time.monotonic() + 10
+        while keystore.log_text().count(" keys loaded") < 2:
+            assert time.monotonic() < deadline, keystore.log_text()
+            time.sleep(0.05)
+    loaded = re.findall(r"keystore worker \d+ ready, (\d+) keys loaded", keystore.log_text())
+    assert active >= 4 and loaded == [str(active)] * 2, (listed, loaded)

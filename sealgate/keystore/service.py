@@ -247,6 +247,7 @@ def _worker(sock: socket.socket, config: Config, sealer: Sealer, dns: Resolver, 
                             housekeeping=(settings.maintenance_interval, operations.forget_unusable))
     signal.signal(signal.SIGTERM, lambda *_: service.stop())
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us
+    log.info("keystore worker %d ready, %d keys loaded", os.getpid(), operations.preload())
     service.serve_forever()
     return 0
 
