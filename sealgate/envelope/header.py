@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 VERSION = 1
 SUITE = "sg1"  # X25519+BLAKE2b slot wrap, XChaCha20-Poly1305 secretstream, Ed25519, SHA-256
@@ -58,11 +58,13 @@ class EnvelopeHeader:
     suite: str = SUITE
 
     def to_json(self) -> dict[str, object]:
-        data = asdict(self)
-        data["stream_header"] = b64(self.stream_header)
-        data["slots"] = [{"key_id": s.key_id, "ephemeral_public": b64(s.ephemeral_public),
-                          "wrapped": b64(s.wrapped)} for s in self.slots]
-        return data
+        return {"kind": self.kind, "sender_domain": self.sender_domain,
+                "signer_key_id": self.signer_key_id, "created": self.created,
+                "chunk_size": self.chunk_size, "stream_header": b64(self.stream_header),
+                "ciphertext_sha256": self.ciphertext_sha256, "ciphertext_size": self.ciphertext_size,
+                "slots": [{"key_id": s.key_id, "ephemeral_public": b64(s.ephemeral_public),
+                           "wrapped": b64(s.wrapped)} for s in self.slots],
+                "version": self.version, "suite": self.suite}
 
     def signing_payload(self) -> bytes:
         """Canonical JSON (sorted keys, no spaces) after a fixed prefix: what the identity key signs."""
@@ -101,8 +103,10 @@ class EnvelopeHeader:
 
 
 def control_block(header: EnvelopeHeader, signature: bytes) -> bytes:
+    """A line a field, so no line comes near SMTP's limit whatever the slots (the C encoder
+    does this; json's indent would take its pure-Python one)."""
     return json.dumps({"header": header.to_json(), "signature": b64(signature)},
-                      sort_keys=True, indent=1).encode()
+                      sort_keys=True, separators=(",\n", ":")).encode()
 
 
 def parse_control_block(raw: bytes) -> tuple[EnvelopeHeader, bytes]:
