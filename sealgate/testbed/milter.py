@@ -65,9 +65,10 @@ class MilterProcess(Daemon):
 
 
 def worker_count(log_text: str) -> int | None:
-    """The worker count of the daemon's start line ("listening on ... (config ..., N workers)")."""
-    found = re.findall(r"listening on .*, (\d+) workers?\)", log_text)
-    return int(found[-1]) if found else None
+    """The worker count of the daemon's start line ("listening on ... (config ..., N workers)"),
+    1 for a tree that starts no workers (bench/compare runs older ones), None before the line."""
+    found = re.findall(r"listening on .*?(?:, (\d+) workers?\))?$", log_text, re.MULTILINE)
+    return int(found[-1] or 1) if found else None
 
 
 def reload_lines(log_text: str) -> int:
