@@ -1,7 +1,7 @@
 """`sealgate milter`: socket set-up, worker processes, signals (SIGHUP reloads, SIGTERM drains)
 and the libmilter loop.
 
-libmilter runs in a worker thread and blocks SIGHUP/SIGTERM there; the main
+libmilter runs in a thread of its own and blocks SIGHUP/SIGTERM there; the main
 thread keeps them unblocked, so Linux delivers them to it and Python's own
 handlers run: that is what lets SIGHUP reload instead of stopping.
 """
@@ -159,11 +159,11 @@ def _answer(config_path: Path | None, config: Config, spec: str, worker: bool) -
     signal.signal(signal.SIGINT, signal.SIG_IGN if worker else on_term)
     signal.signal(signal.SIGHUP, on_hup)
 
-    worker = threading.Thread(target=run, name="libmilter", daemon=True)
-    worker.start()
+    loop = threading.Thread(target=run, name="libmilter", daemon=True)
+    loop.start()
     drain_deadline = None
-    while worker.is_alive():
-        worker.join(0.2)
+    while loop.is_alive():
+        loop.join(0.2)
         if stopping.is_set():
             drain_deadline = drain_deadline or time.monotonic() + config.milter.drain_timeout
             if SealgateMilter.connections.wait_idle(0) or time.monotonic() > drain_deadline:
