@@ -103,6 +103,14 @@ def test_init_creates_every_key_and_a_verifiable_bundle(store: KeyStore, tmp_pat
         lifecycle.init_domain(store, DOMAIN, SCHEDULE, T0)
 
 
+def test_a_rotation_in_the_same_second_as_init_is_the_key_senders_use(store: KeyStore) -> None:
+    lifecycle.init_domain(store, DOMAIN, SCHEDULE, T0)
+    first = store.newest(DOMAIN, "transport")
+    [second] = lifecycle.rotate(store, DOMAIN, "transport", SCHEDULE, T0)
+    assert first is not None and second.valid_from == first.valid_from == T0
+    assert current_bundle(store, T0).current_transport(T0).key_id == second.key_id  # type: ignore[union-attr]
+
+
 def test_transport_keys_rotate_overlap_and_are_destroyed(store: KeyStore, clock: Clock) -> None:
     lifecycle.init_domain(store, DOMAIN, SCHEDULE, T0)
     ops = operations(store, clock)

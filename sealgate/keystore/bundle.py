@@ -43,9 +43,11 @@ class VerifiedBundle:
     document: dict[str, Any]
 
     def current_transport(self, now: int) -> TransportKey | None:
-        """The key senders encrypt to now: the valid one that started last."""
+        """The key senders encrypt to now: the valid one that started last; of keys that started
+        in the same second (a rotation right after `keys init`), the one listed later, which the
+        publisher lists oldest first, so the newer."""
         valid = [k for k in self.transport if k.valid_from <= now < k.valid_until]
-        return max(valid, key=lambda k: k.valid_from) if valid else None
+        return max(reversed(valid), key=lambda k: k.valid_from) if valid else None
 
 
 def digest(body: bytes) -> str:
