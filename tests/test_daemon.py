@@ -82,6 +82,8 @@ def test_sigterm_lets_an_open_transaction_finish(tmp_path: Path, workers: int) -
     assert client.stdout is not None
     assert client.stdout.readline().strip() == "SENT headers"
     milter.signal(signal.SIGTERM)
+    for pid in set(milter.workers()) - {milter.proc.pid}:  # type: ignore[union-attr]
+        os.kill(pid, signal.SIGTERM)  # as a SIGTERM to the whole process group: still a drain
     assert wait_for(lambda: not sock.exists())  # new connections are refused at once
     rest = client.stdout.read()
     assert client.wait(30) == 0
@@ -90,6 +92,26 @@ def test_sigterm_lets_an_open_transaction_finish(tmp_path: Path, workers: int) -
     assert "draining open ones" in milter.log_text()
     assert "sealgate milter stopped" in milter.log_text()
     assert "stopping now" not in milter.log_text()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_second_sigterm_stops_at_once(tmp_path: Path, workers: int) -> None:
+    sock = tmp_path / "milter.sock"
+    milter = MilterProcess(config(tmp_path, "mx.test", workers=workers), sock,
+                           tmp_path / "milter.log").start()
+    lua = milterscript.script(tmp_path / "slow.lua", sock, "192.0.2.1", pause=20)
+    client = subprocess.Popen(["miltertest", "-s", str(lua)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert client.stdout is not None
+        assert client.stdout.readline().strip() == "SENT headers"
+        milter.signal(signal.SIGTERM)
+        assert wait_for(lambda: "draining open ones" in milter.log_text())
+        milter.signal(signal.SIGTERM)
+        assert milter.proc is not None and milter.proc.wait(10) == 0  # not the 20 s pause
+        assert "stopping now" in milter.log_text()
+    finally:
+        client.kill()
+        client.wait()
 
 
 def test_a_dead_worker_is_replaced_and_workers_die_with_the_parent(tmp_path: Path) -> None:

@@ -108,9 +108,11 @@ def _supervise(config_path: Path | None, config: Config, spec: str, size: int) -
     stopping = threading.Event()
 
     def on_term(signum: int, frame: FrameType | None) -> None:
-        if not stopping.is_set():
-            stopping.set()
-            _refuse_new(spec)
+        if stopping.is_set():
+            workers.signal(signal.SIGQUIT)
+            return
+        stopping.set()
+        _refuse_new(spec)
         workers.signal(signal.SIGTERM)
 
     signal.signal(signal.SIGTERM, on_term)
@@ -130,7 +132,11 @@ def _refuse_new(spec: str) -> None:
 
 def _answer(config_path: Path | None, config: Config, spec: str, worker: bool) -> int:
     """Run libmilter's loop on the open socket until SIGTERM and the drain that follows it.
-    A worker ignores SIGINT: a terminal's Ctrl-C reaches the parent too, which passes it on."""
+
+    Alone, a second SIGTERM (or SIGINT) stops at once. A worker is told that by its parent with
+    SIGQUIT, and takes every SIGTERM as the first: one sent to the whole process group (as
+    `timeout` and some supervisors do) also arrives passed on by the parent. It ignores SIGINT,
+    which a terminal's Ctrl-C sends to the parent as well."""
     failure: list[BaseException] = []
 
     def run() -> None:
@@ -141,10 +147,14 @@ def _answer(config_path: Path | None, config: Config, spec: str, worker: bool) -
 
     stopping = threading.Event()
 
+    def stop_now(signum: int, frame: FrameType | None) -> None:
+        log.info("signal %d: stopping now", signum)
+        libmilter.stop()
+
     def on_term(signum: int, frame: FrameType | None) -> None:
         if stopping.is_set():
-            log.info("signal %d again: stopping now", signum)
-            libmilter.stop()
+            if not worker:
+                stop_now(signum, frame)
             return
         stopping.set()
         _refuse_new(spec)
@@ -158,6 +168,8 @@ def _answer(config_path: Path | None, config: Config, spec: str, worker: bool) -
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, signal.SIG_IGN if worker else on_term)
     signal.signal(signal.SIGHUP, on_hup)
+    if worker:
+        signal.signal(signal.SIGQUIT, stop_now)
 
     loop = threading.Thread(target=run, name="libmilter", daemon=True)
     loop.start()
