@@ -26,19 +26,21 @@ def build(config: Config) -> Services:
     return Services(config=config, resolver=resolver, keys=keys)
 
 
-def reload(config_path: Path | None, running: Config, socket_key: str,
+def reload(config_path: Path | None, running: Config, restart_keys: tuple[str, ...],
            apply: Callable[[Services], None]) -> None:
     """SIGHUP: hand new services to `apply`; a bad file keeps the running ones and says why.
-    The listening socket (`socket_key`, section.name) only changes at restart."""
+    What `restart_keys` (section.name: the listening socket, the worker count) name only
+    changes at restart."""
     try:
         config = load(config_path)
         new = build(config)
     except (ConfigError, ValueError) as exc:
         log.error("reload refused, keeping the running configuration: %s", exc)
         return
-    if config.values[socket_key] != running.values[socket_key]:
-        section, name = socket_key.split(".")
-        log.warning("reload: [%s] %s changed; takes effect at restart", section, name)
+    for key in restart_keys:
+        if config.values[key] != running.values[key]:
+            section, name = key.split(".")
+            log.warning("reload: [%s] %s changed; takes effect at restart", section, name)
     configure_logging(config.log)
     apply(new)
     log.info("configuration reloaded from %s", config.source)

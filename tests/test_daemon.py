@@ -51,9 +51,11 @@ def test_sighup_reloads_and_a_bad_file_keeps_the_running_config(tmp_path: Path, 
         assert len(milter.workers()) == workers
         assert "INSERTED" in milterscript.run(tmp_path / "a.lua", sock, "192.0.2.1",
                                               milterscript_expected("mx.one"))
-        config(tmp_path, "mx.two", workers=workers)
+        config(tmp_path, "mx.two", workers=workers + 1)
         milter.reload()
         assert milter.log_text().count("configuration reloaded") == workers
+        assert milter.log_text().count("[milter] workers changed; takes effect at restart") == workers
+        assert len(milter.workers()) == workers
         for n in range(3 * workers):  # whichever worker answers
             assert "INSERTED" in milterscript.run(tmp_path / f"b{n}.lua", sock, "192.0.2.1",
                                                   milterscript_expected("mx.two"))
