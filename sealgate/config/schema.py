@@ -128,7 +128,7 @@ OPTIONS: tuple[Option, ...] = (
            cidr_list),
     Option("milter", "workers", int, 0,
            "Processes answering the milter socket; 0 means one per CPU. Each has its own caches "
-           "(DNS, keystore answers, spam model).", non_negative),
+           "(DNS, keystore answers, spam model); a change takes effect at restart.", non_negative),
     Option("milter", "drain_timeout", int, 30,
            "Seconds SIGTERM waits for open connections to finish before exiting.", positive),
     Option("milter", "use_keystore", bool, True,
