@@ -99,7 +99,7 @@ def serve(config_path: Path | None) -> int:
     server.services = built
 
     def on_hup(signum: int, frame: FrameType | None) -> None:
-        services_module.reload(config_path, config, "tls.policy_socket",
+        services_module.reload(config_path, config, ("tls.policy_socket",),
                                lambda new: setattr(server, "services", new))
 
     signal.signal(signal.SIGHUP, on_hup)
