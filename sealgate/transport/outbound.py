@@ -65,13 +65,24 @@ def sender_domain(msg: Message, services: Services) -> str | None:
 def dkim_headers(msg: Message, domain: str, services: Services,
                  algorithms: tuple[str, ...] = DKIM_ALGORITHMS) -> list[tuple[str, bytes]]:
     """One DKIM-Signature per algorithm (RFC 8463 dual signing), all signed by the keystore in
-    one request; it refuses a selector rotated since we cached it, so no header names a key
-    that did not sign it."""
+    one request. It refuses a selector rotated or revoked since we cached it, so no header names
+    a key that did not sign it; the message is then signed again, once, with the selectors the
+    keystore names now (the cache forgot the refused ones), rather than tempfailed."""
     keys = services.keys
-    pending = prepare(msg.headers, relaxed_body_hash(msg.body), domain=domain,
-                      selectors={a: keys.dkim_selector(domain, a) for a in algorithms},
-                      timestamp=int(services.clock()))
-    signatures = keys.dkim_sign_many(domain, [(p.algorithm, p.selector, p.digest) for p in pending])
+    body_hash = relaxed_body_hash(msg.body)
+    for attempt in (1, 2):
+        pending = prepare(msg.headers, body_hash, domain=domain,
+                          selectors={a: keys.dkim_selector(domain, a) for a in algorithms},
+                          timestamp=int(services.clock()))
+        try:
+            signatures = keys.dkim_sign_many(domain, [(p.algorithm, p.selector, p.digest)
+                                                      for p in pending])
+            break
+        except KeystoreError as exc:
+            if attempt == 2 or exc.code not in ("unusable-key", "not-found"):
+                raise
+            log.info("queue_id=%s DKIM selector of %s refused (%s); signing again with the "
+                     "current ones", msg.queue_id, domain, exc)
     return [("DKIM-Signature", b" " + p.value(signature).encode())
             for p, signature in zip(pending, signatures)]
 
