@@ -74,19 +74,28 @@ def milterscript_expected(authserv_id: str) -> str:
             "header.from=a.test")
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_sigterm_lets_an_open_transaction_finish(tmp_path: Path, workers: int) -> None:
+def mid_transaction(tmp_path: Path, workers: int, pause: int
+                    ) -> tuple[MilterProcess, subprocess.Popen[str]]:
+    """A running milter, and a miltertest client that has sent the headers of a message and
+    waits `pause` seconds before its body."""
     sock = tmp_path / "milter.sock"
     milter = MilterProcess(config(tmp_path, "mx.test", workers=workers), sock,
                            tmp_path / "milter.log").start()
-    lua = milterscript.script(tmp_path / "slow.lua", sock, "192.0.2.1", pause=2)
+    lua = milterscript.script(tmp_path / "slow.lua", sock, "192.0.2.1", pause=pause)
     client = subprocess.Popen(["miltertest", "-s", str(lua)], stdout=subprocess.PIPE, text=True)
     assert client.stdout is not None
     assert client.stdout.readline().strip() == "SENT headers"
+    return milter, client
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigterm_lets_an_open_transaction_finish(tmp_path: Path, workers: int) -> None:
+    milter, client = mid_transaction(tmp_path, workers, pause=2)
+    assert client.stdout is not None
     milter.signal(signal.SIGTERM)
     for pid in set(milter.workers()) - {milter.proc.pid}:  # type: ignore[union-attr]
         os.kill(pid, signal.SIGTERM)  # as a SIGTERM to the whole process group: still a drain
-    assert wait_for(lambda: not sock.exists())  # new connections are refused at once
+    assert wait_for(lambda: not milter.socket_path.exists())  # new connections refused at once
     rest = client.stdout.read()
     assert client.wait(30) == 0
     assert "REPLY continue" in rest
@@ -98,14 +107,8 @@ def test_sigterm_lets_an_open_transaction_finish(tmp_path: Path, workers: int) -
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_second_sigterm_stops_at_once(tmp_path: Path, workers: int) -> None:
-    sock = tmp_path / "milter.sock"
-    milter = MilterProcess(config(tmp_path, "mx.test", workers=workers), sock,
-                           tmp_path / "milter.log").start()
-    lua = milterscript.script(tmp_path / "slow.lua", sock, "192.0.2.1", pause=20)
-    client = subprocess.Popen(["miltertest", "-s", str(lua)], stdout=subprocess.PIPE, text=True)
+    milter, client = mid_transaction(tmp_path, workers, pause=20)
     try:
-        assert client.stdout is not None
-        assert client.stdout.readline().strip() == "SENT headers"
         milter.signal(signal.SIGTERM)
         assert wait_for(lambda: "draining open ones" in milter.log_text())
         milter.signal(signal.SIGTERM)

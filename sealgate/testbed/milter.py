@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from sealgate.config.render import toml_value
-from sealgate.testbed.process import Daemon, DaemonError
+from sealgate.testbed.process import Daemon, DaemonError, children_by_parent
 
 
 def write_config(path: Path, sections: dict[str, dict[str, Any]]) -> Path:
@@ -77,12 +77,4 @@ def reload_lines(log_text: str) -> int:
 
 
 def child_pids(pid: int) -> list[int]:
-    children = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:  # exited meanwhile
-            continue
-        if int(fields[1]) == pid:
-            children.append(int(stat.parent.name))
-    return children
+    return children_by_parent().get(pid, [])

@@ -10,6 +10,18 @@ from pathlib import Path
 from typing import Self
 
 
+def children_by_parent() -> dict[int, list[int]]:
+    """Every live process's pid under its parent's, from /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    return children
+
+
 class DaemonError(RuntimeError):
     """A daemon that did not start; the text ends with its log."""
 
