@@ -80,10 +80,14 @@ class Message:
         while chunk := self.body.read(READ_CHUNK):
             yield chunk
 
+    def wire_headers(self) -> list[tuple[bytes, bytes]]:
+        """(name, value) in wire form: folds and the line end as CRLF, as DKIM reads them."""
+        return [(n.encode("ascii", "replace"), v.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+                 + b"\r\n") for n, v in self.headers]
+
     def header_block(self) -> bytes:
         """Headers in wire form (CRLF), ending with the empty line."""
-        return b"".join(n.encode("ascii", "replace") + b":" + v.replace(b"\r\n", b"\n")
-                        .replace(b"\n", b"\r\n") + b"\r\n" for n, v in self.headers) + b"\r\n"
+        return b"".join(n + b":" + v for n, v in self.wire_headers()) + b"\r\n"
 
     def as_bytes(self) -> bytes:
         """Header block and body in wire form, as DKIM canonicalization expects."""

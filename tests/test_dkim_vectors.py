@@ -20,7 +20,7 @@ DKIMPY = CORPORA / "dkim" / "dkimpy"
 
 def verify_all(raw: bytes, resolver: ZoneFileResolver, min_key_bits: int) -> list:  # type: ignore[type-arg]
     msg = Message.from_bytes(raw)
-    return verify_parts(msg.header_block(), msg.body, resolver, min_key_bits)
+    return verify_parts(msg.wire_headers(), msg.body, resolver, min_key_bits)
 
 
 @pytest.fixture(scope="module")

@@ -28,8 +28,9 @@ class StreamingVerifier(dkim.DKIM):
     """dkimpy checks the tags, fetches the key and verifies the header signature; the body hash
     is checked here against the spooled body, so the body is never copied into memory."""
 
-    def __init__(self, header_block: bytes, body: IO[bytes], minkey: int) -> None:
-        super().__init__(header_block, minkey=minkey)
+    def __init__(self, headers: list[tuple[bytes, bytes]], body: IO[bytes], minkey: int) -> None:
+        super().__init__(minkey=minkey)
+        self.headers = headers  # already split by the MTA: no second parse of the header block
         self.spooled_body = body
         self.hashes: dict[tuple[bool, str, int | None], bytes] = {}  # signatures share them
 
@@ -57,10 +58,10 @@ class StreamingVerifier(dkim.DKIM):
             raise dkim.ValidationError("body hash mismatch")
 
 
-def verify_all(header_block: bytes, body: IO[bytes], resolver: Resolver,
+def verify_all(headers: list[tuple[bytes, bytes]], body: IO[bytes], resolver: Resolver,
                min_key_bits: int) -> list[AuthResult]:
-    """One result per DKIM-Signature header, in header order."""
-    verifier = StreamingVerifier(header_block, body, min_key_bits)
+    """One result per DKIM-Signature header, in header order; `headers` as Message.wire_headers."""
+    verifier = StreamingVerifier(headers, body, min_key_bits)
     count = sum(1 for name, _ in verifier.headers if name.lower() == b"dkim-signature")
     keys_found: dict[str, bool] = {}
 
@@ -101,6 +102,6 @@ def verify_all(header_block: bytes, body: IO[bytes], resolver: Resolver,
 
 def stage(txn: Transaction, services: Services) -> None:
     msg = txn.message
-    results = verify_all(msg.header_block(), msg.body, services.resolver,
+    results = verify_all(msg.wire_headers(), msg.body, services.resolver,
                          services.config.verify.dkim_min_key_bits)
     txn.results.extend(results or [AuthResult("dkim", "none", reason="message not signed")])
