@@ -66,22 +66,34 @@ class ModelReader:
         self._idle: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._version: tuple[int, int, bytes] | None = None
         self._cache: dict[str, tuple[int, int]] = {}
+        self._fd: int | None = None  # the model file, held open for the change check
+        self._fd_lock = threading.Lock()
 
     def _file_version(self) -> tuple[int, int, bytes] | None:
-        """Inode, size and SQLite's file change counter (header bytes 24-27); None: no file."""
-        try:
-            fd = os.open(self.path, os.O_RDONLY)  # no Python file object: four system calls a message
-        except FileNotFoundError:
+        """Inode, size and SQLite's file change counter (header bytes 24-27); None: no file.
+
+        The file stays open, so this costs two system calls a message. It must: closing any
+        descriptor of a file drops every POSIX lock this process holds on it, the read locks
+        of SQLite's connections in other threads included. A file deleted or replaced (link
+        count 0) is let go and the path opened again."""
+        with self._fd_lock:
+            for _ in range(2):
+                if self._fd is None:
+                    try:
+                        self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+                    except FileNotFoundError:
+                        return None
+                    except OSError as exc:
+                        raise ModelError(f"Bayes model {self.path}: {exc}") from None
+                try:
+                    counter, stat = os.pread(self._fd, 4, 24), os.fstat(self._fd)
+                except OSError as exc:
+                    raise ModelError(f"Bayes model {self.path}: {exc}") from None
+                if stat.st_nlink:
+                    return stat.st_ino, stat.st_size, counter
+                os.close(self._fd)
+                self._fd = None
             return None
-        except OSError as exc:
-            raise ModelError(f"Bayes model {self.path}: {exc}") from None
-        try:
-            counter, stat = os.pread(fd, 4, 24), os.fstat(fd)
-        except OSError as exc:
-            raise ModelError(f"Bayes model {self.path}: {exc}") from None
-        finally:
-            os.close(fd)
-        return stat.st_ino, stat.st_size, counter
 
     def _open(self) -> sqlite3.Connection | None:
         if not os.path.exists(self.path):
@@ -99,8 +111,9 @@ class ModelReader:
         return conn
 
     def trained(self) -> bool:
-        """Whether a model file exists yet (a stat): without one, tokenizing is wasted work."""
-        return os.path.exists(self.path)
+        """Whether a model file exists (without one, tokenizing is wasted work); no system call
+        once the file is held open, as `counts` notices a deleted one."""
+        return self._fd is not None or os.path.exists(self.path)
 
     def counts(self, tokens: Iterable[str]) -> Counts | None:
         """Totals and per-token counts; None when no model file exists yet."""
