@@ -16,6 +16,7 @@ import binascii
 import codecs
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from email.header import decode_header, make_header
 
 MAX_DEPTH = 12
@@ -46,8 +47,17 @@ class MailView:
     parts: int = 0
     text_size: int = 0
 
+    @cached_property
+    def _by_name(self) -> dict[str, list[str]]:
+        """Values by header name, built once: the rules and the tokenizer ask for ~20 names."""
+        index: dict[str, list[str]] = {}
+        for name, value in self.headers:
+            index.setdefault(name, []).append(value)
+        return index
+
     def header(self, name: str) -> list[str]:
-        return [v for n, v in self.headers if n == name]
+        """The values of header `name` (lower case), in order; not to be modified."""
+        return self._by_name.get(name, [])
 
     def first(self, name: str) -> str:
         values = self.header(name)
