@@ -9,6 +9,11 @@ from typing import Any
 
 
 def configure_logging(log_config: Any) -> None:
+    # The logging HOWTO's optimizations: no lines show the caller, thread or process-pool
+    # name, so none is looked up (the caller costs a stack walk per line).
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logMultiprocessing = False
     root = logging.getLogger("sealgate")
     for old in list(root.handlers):
         root.removeHandler(old)
