@@ -220,6 +220,22 @@ def test_retraining_is_seen_by_the_next_scan(tmp_path: Path) -> None:
     assert after is not None and after > before + 0.3
 
 
+def test_a_deleted_or_replaced_model_is_noticed(tmp_path: Path) -> None:
+    """The reader holds the model file open between messages: a deleted file must still end
+    Bayes scoring, and a new file at the path (a fresh training) must be read."""
+    model = tmp_path / "bayes.db"
+    hammy = [message(f"Quarterly figures {i} for the zanzibar project review.") for i in range(4)]
+    spammy = [message(f"Unrelated cheap offer {i} today.") for i in range(4)]
+    train(str(model), [("ham", m) for m in hammy] + [("spam", m) for m in spammy], 1 << 20)
+    probe = message("zanzibar quarterly figures")
+    assert score(probe, model=str(model), min_trained=2).bayes_probability is not None
+    model.unlink()
+    assert score(probe, model=str(model), min_trained=2).bayes_probability is None
+    train(str(model), [("spam", m) for m in hammy] + [("ham", m) for m in spammy], 1 << 20)
+    again = score(probe, model=str(model), min_trained=2).bayes_probability
+    assert again is not None and again > 0.8  # the new model's counts, not the old file's
+
+
 @pytest.mark.parametrize("body, rule, fires", [
     ("Order now, before the offer ends.", "SALES_PRESSURE", True),
     ("The order of the agenda is now fixed.", "SALES_PRESSURE", False),

@@ -10,7 +10,8 @@ The milter reads through a pool of read-only connections; `sealgate spam
 train` writes in one transaction, so the milter reads the old counts until
 the commit. No WAL: a read-only reader of a WAL database needs write access
 to its directory. Training updates the file in place; a model file replaced
-by another (mv) is only seen after a milter restart.
+by another (a model trained elsewhere, then moved into place) is read from
+the next message on: pooled connections to the old file are closed.
 
 Counts already read are kept in memory (most of a message's words are
 common ones that the previous messages asked for too), until the file
@@ -63,7 +64,7 @@ class ModelReader:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._idle: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
+        self._idle: queue.SimpleQueue[tuple[int, sqlite3.Connection]] = queue.SimpleQueue()  # (inode, _)
         self._version: tuple[int, int, bytes] | None = None
         self._cache: dict[str, tuple[int, int]] = {}
         self._fd: int | None = None  # the model file, held open for the change check
@@ -125,7 +126,7 @@ class ModelReader:
         cache = self._cache  # this message's dict, even if another thread swaps in a new one
         tokens = list(tokens)
         wanted = [t for t in (TOTALS, *tokens) if t not in cache]
-        found = self._query(wanted) if wanted else {}
+        found = self._query(wanted, version[0]) if wanted else {}
         if found is None:
             return None
         if len(cache) + len(wanted) > CACHE_TOKENS:
@@ -134,11 +135,19 @@ class ModelReader:
         nham, nspam = cache[TOTALS]
         return Counts(nham, nspam, {t: c for t in tokens if (c := cache[t]) is not ABSENT})
 
-    def _query(self, wanted: list[str]) -> dict[str, tuple[int, int]] | None:
-        try:
-            conn: sqlite3.Connection | None = self._idle.get_nowait()
-        except queue.Empty:
-            conn = self._open()
+    def _pooled(self, inode: int) -> sqlite3.Connection | None:
+        """An idle connection to the file now at the path; those to a replaced file are closed."""
+        while True:
+            try:
+                held, conn = self._idle.get_nowait()
+            except queue.Empty:
+                return None
+            if held == inode:
+                return conn
+            conn.close()
+
+    def _query(self, wanted: list[str], inode: int) -> dict[str, tuple[int, int]] | None:
+        conn = self._pooled(inode) or self._open()
         if conn is None:
             return None
         found: dict[str, tuple[int, int]] = {}
@@ -156,7 +165,7 @@ class ModelReader:
         except sqlite3.Error as exc:
             conn.close()  # not returned to the pool: the next message opens a fresh one
             raise ModelError(f"Bayes model {self.path}: {exc}") from None
-        self._idle.put(conn)
+        self._idle.put((inode, conn))
         return found
 
 
