@@ -71,7 +71,10 @@ class AuthResult:
     comment: str = ""
 
     def prop(self, ptype: str, name: str) -> str:
-        return next((v for t, n, v in self.properties if (t, n) == (ptype, name)), "")
+        for t, n, v in self.properties:  # a loop, not next(genexpr): asked ~30 times a message
+            if n == name and t == ptype:
+                return v
+        return ""
 
 
 @dataclass(frozen=True)

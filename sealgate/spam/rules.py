@@ -131,8 +131,8 @@ def _capital_lines(f: Facts) -> int:
     """Lines of at least three words, all in capitals: the shouting of sales copy."""
     if f.caps < 0.02:
         return 0  # not even a few capitals: no line can qualify
-    return sum(1 for line in f.content.text[:50000].splitlines()
-               if line.isupper() and len(_CAPITAL_WORD.findall(line)) >= 3)
+    return sum(1 for line in filter(str.isupper, f.content.text[:50000].splitlines())
+               if len(_CAPITAL_WORD.findall(line)) >= 3)
 
 
 def _executable(view: MailView) -> bool:
