@@ -30,7 +30,8 @@ class StreamingVerifier(dkim.DKIM):
 
     def __init__(self, headers: list[tuple[bytes, bytes]], body: IO[bytes], minkey: int) -> None:
         super().__init__(minkey=minkey)
-        self.headers = headers  # already split by the MTA: no second parse of the header block
+        # Already split by the MTA: no second parse of the header block.
+        self.headers = dkimpy_speedups.SignedHeaders(headers)
         self.spooled_body = body
         self.hashes: dict[tuple[bool, str, int | None], bytes] = {}  # signatures share them
 

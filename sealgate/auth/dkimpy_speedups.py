@@ -9,7 +9,7 @@ optional-whitespace quantifier inside another, so it backtracks at every
 character of the signature (~80 us a signature, more than the RSA check).
 Its relaxed header canonicalization runs two uncompiled regular expressions
 on every header of the message for every signature (~70 us for a short
-message), where plain byte replacements do the same. dkimpy looks all of them
+message), where plain byte replacements do the same, once per message. dkimpy looks all of them
 up as module globals or class attributes, so this module puts a
 `cryptography`-backed RSA check, a memo of parsed key records, an equivalent
 pattern and an equivalent canonicalization in their place; the tag checks and
@@ -72,9 +72,24 @@ RE_BTAG = re.compile(rb"([;\s]b" + dkim.FWS + rb"=)(?:[\sa-zA-Z0-9+/=]*[a-zA-Z0-
 _WSP_RUN = re.compile(rb"[\t ]+")
 
 
+class SignedHeaders(list):  # type: ignore[type-arg]
+    """A message's headers that keep their relaxed form: each signature of the message asks
+    for the same canonicalization of the same headers (dkimpy only reads the result)."""
+
+    relaxed: list[tuple[bytes, bytes]] | None = None
+
+
 def relaxed_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     """dkim.canonicalization.Relaxed.canonicalize_headers: names lowercased, values unfolded
     (every LF and the CR just before it removed), runs of WSP made one space, then stripped."""
+    if isinstance(headers, SignedHeaders):
+        if headers.relaxed is None:
+            headers.relaxed = _relaxed(headers)
+        return headers.relaxed
+    return _relaxed(headers)
+
+
+def _relaxed(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     out = []
     for name, value in headers:
         value = value.replace(b"\r\n", b"").replace(b"\n", b"")
