@@ -130,6 +130,8 @@ def parse_params(value: str) -> tuple[str, list[tuple[str, str]]]:
 
 
 def _split_semicolons(value: str) -> list[str]:
+    if '"' not in value:  # most values: no quoted semicolon to step over, so str.split does it
+        return [i for i in value.split(";") if i.strip()] or [""]
     items: list[str] = []
     current: list[str] = []
     quoted = False
