@@ -162,9 +162,12 @@ def evaluate(txn: Transaction, services: Services) -> AuthResult:
         tag, policy = applicable_policy(resolver, from_domain, found.record)
         props.append(("policy", "dmarc", policy))
 
-        @lru_cache(maxsize=8)
+        known: dict[str, str] = {}  # per message: lru_cache's wrapper costs more to build
+
         def org_of(domain: str) -> str:
-            return org_domain_of(resolver, domain, cfg.dmarc_discovery, cfg.psl_file)
+            if domain not in known:
+                known[domain] = org_domain_of(resolver, domain, cfg.dmarc_discovery, cfg.psl_file)
+            return known[domain]
 
         tags = found.record.tags
         spf_domain = _spf_identity_passed(txn)
