@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from sealgate.dns import Resolver
 
@@ -43,6 +44,7 @@ def _flag(tags: dict[str, str], name: str) -> bool:
     return value == "req"
 
 
+@lru_cache(maxsize=1024)  # the same few records, looked up for every message; a record is immutable
 def parse(text: str, ttl: int = 0, authenticated: bool = False) -> SealgateRecord:
     parts = [p.strip() for p in text.strip().split(";") if p.strip()]
     if not parts or parts[0].replace(" ", "") != f"v={VERSION}":
