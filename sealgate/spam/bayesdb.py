@@ -25,7 +25,7 @@ import os
 import queue
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,7 +116,7 @@ class ModelReader:
         once the file is held open, as `counts` notices a deleted one."""
         return self._fd is not None or os.path.exists(self.path)
 
-    def counts(self, tokens: Iterable[str]) -> Counts | None:
+    def counts(self, tokens: Collection[str]) -> Counts | None:
         """Totals and per-token counts; None when no model file exists yet."""
         version = self._file_version()  # read before any query: a commit after it is seen next time
         if version is None:
@@ -124,8 +124,9 @@ class ModelReader:
         if version != self._version:
             self._cache, self._version = {}, version
         cache = self._cache  # this message's dict, even if another thread swaps in a new one
-        tokens = list(tokens)
-        wanted = [t for t in (TOTALS, *tokens) if t not in cache]
+        wanted = [t for t in tokens if t not in cache]
+        if TOTALS not in cache:
+            wanted.append(TOTALS)
         found = self._query(wanted, version[0]) if wanted else {}
         if found is None:
             return None
