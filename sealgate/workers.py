@@ -20,9 +20,14 @@ log = logging.getLogger("sealgate")
 PR_SET_PDEATHSIG = 1
 
 
+def cpus() -> list[int]:
+    """The CPUs this process may run on: a cpuset or taskset may allow fewer than the machine has."""
+    return sorted(os.sched_getaffinity(0))
+
+
 def count(configured: int) -> int:
-    """The configured number of workers; 0 means one per CPU."""
-    return configured or os.cpu_count() or 1
+    """The configured number of workers; 0 means one per CPU this process may use."""
+    return configured or len(cpus()) or 1
 
 
 def _die_with_parent(parent: int) -> None:
@@ -31,14 +36,17 @@ def _die_with_parent(parent: int) -> None:
         os._exit(0)
 
 
-def spawn(name: str, target: Callable[[], int]) -> int:
-    """Fork a worker running `target`; its return value is the worker's exit status."""
+def spawn(name: str, target: Callable[[], int], cpu: int | None = None) -> int:
+    """Fork a worker running `target` (on `cpu` only, when given); its return value is the
+    worker's exit status."""
     parent = os.getpid()
     pid = os.fork()
     if pid == 0:
         code = 1
         try:
             _die_with_parent(parent)
+            if cpu is not None:  # before any thread starts: threads inherit it
+                os.sched_setaffinity(0, {cpu})
             code = target()
         except BaseException:  # never return into the parent's code
             log.exception("%s worker failed", name)
@@ -49,12 +57,21 @@ def spawn(name: str, target: Callable[[], int]) -> int:
 
 
 class Workers:
-    """`size` forked copies of one worker function."""
+    """`size` forked copies of one worker function.
 
-    def __init__(self, name: str, target: Callable[[], int], size: int) -> None:
+    Pinned, worker n runs on the n-th CPU only (round robin when there are more workers than
+    CPUs), as does the worker that replaces it: each keeps its interpreter's code and data warm
+    in one CPU's caches instead of following the scheduler from CPU to CPU between the MTA's
+    processes (~9 % less CPU a message for the milter, bench/README.md)."""
+
+    def __init__(self, name: str, target: Callable[[], int], size: int, pin: bool = False) -> None:
         self.name = name
         self.target = target
-        self.pids = [spawn(name, target) for _ in range(size)]
+        self.cpus = cpus() if pin else []
+        self.pids = [spawn(name, target, self._cpu(n)) for n in range(size)]
+
+    def _cpu(self, n: int) -> int | None:
+        return self.cpus[n % len(self.cpus)] if self.cpus else None
 
     def replace_exited(self) -> None:
         """Start a new worker for each that exited (call while the daemon is not stopping)."""
@@ -64,7 +81,7 @@ class Workers:
                 log.error("%s worker %d exited (%s); starting another", self.name, pid,
                           f"status {os.waitstatus_to_exitcode(status)}" if os.WIFEXITED(status)
                           else f"signal {os.WTERMSIG(status)}")
-                self.pids[n] = spawn(self.name, self.target)
+                self.pids[n] = spawn(self.name, self.target, self._cpu(n))
 
     def signal(self, signum: int) -> None:
         for pid in self.pids:

@@ -139,6 +139,34 @@ def test_a_dead_worker_is_replaced_and_workers_die_with_the_parent(tmp_path: Pat
     assert wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in now))
 
 
+def cpus_of(pid: int) -> list[tuple[int, ...]]:
+    """The CPU set of every thread of a process."""
+    return [tuple(sorted(os.sched_getaffinity(int(tid)))) for tid in os.listdir(f"/proc/{pid}/task")]
+
+
+@pytest.mark.parametrize("pin", [True, False])
+def test_pinned_workers_run_on_one_cpu_each_and_a_replacement_where_its_predecessor_did(
+        tmp_path: Path, pin: bool) -> None:
+    allowed = tuple(sorted(os.sched_getaffinity(0)))
+    slots = [(allowed[0],), (allowed[1 % len(allowed)],)] if pin else [allowed, allowed]
+    sock = tmp_path / "milter.sock"
+    milter = MilterProcess(config(tmp_path, "mx.test", workers=2, pin_workers=pin), sock,
+                           tmp_path / "milter.log").start()
+    try:
+        for n in range(4):  # libmilter's connection threads exist now, and inherit the CPU set
+            assert "INSERTED" in milterscript.run(tmp_path / f"a{n}.lua", sock, "192.0.2.1",
+                                                  milterscript_expected("mx.test"))
+        placed = {pid: cpus_of(pid) for pid in milter.workers()}
+        assert all(len(set(threads)) == 1 for threads in placed.values())
+        assert sorted(threads[0] for threads in placed.values()) == sorted(slots)
+        first = next(pid for pid, threads in placed.items() if threads[0] == slots[0])
+        os.kill(first, signal.SIGKILL)
+        assert wait_for(lambda: first not in milter.workers() and len(milter.workers()) == 2)
+        assert sorted(cpus_of(pid)[0] for pid in milter.workers()) == sorted(slots)
+    finally:
+        milter.stop()
+
+
 def test_inet_socket_sets_tcp_nodelay(tmp_path: Path) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

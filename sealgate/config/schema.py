@@ -129,6 +129,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("milter", "workers", int, 0,
            "Processes answering the milter socket; 0 means one per CPU. Each has its own caches "
            "(DNS, keystore answers, spam model); a change takes effect at restart.", non_negative),
+    Option("milter", "pin_workers", bool, True,
+           "Run each worker on one CPU of those the daemon may use (round robin), which keeps its "
+           "caches warm; false leaves the placement to the scheduler. Takes effect at restart."),
     Option("milter", "drain_timeout", int, 30,
            "Seconds SIGTERM waits for open connections to finish before exiting.", positive),
     Option("milter", "use_keystore", bool, True,

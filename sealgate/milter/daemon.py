@@ -104,7 +104,8 @@ def serve(config_path: Path | None) -> int:
 def _supervise(config_path: Path | None, config: Config, spec: str, size: int) -> int:
     """The parent of forked workers: SIGTERM (or SIGINT) stops new connections and lets each
     worker drain its own, a second one stops them now; SIGHUP makes each worker reload."""
-    workers = Workers("milter", lambda: _answer(config_path, config, spec, worker=True), size)
+    workers = Workers("milter", lambda: _answer(config_path, config, spec, worker=True), size,
+                      config.milter.pin_workers)
     stopping = threading.Event()
 
     def on_term(signum: int, frame: FrameType | None) -> None:
@@ -162,7 +163,7 @@ def _answer(config_path: Path | None, config: Config, spec: str, worker: bool) -
                  signum, config.milter.drain_timeout)
 
     def on_hup(signum: int, frame: FrameType | None) -> None:
-        services.reload(config_path, config, ("milter.socket", "milter.workers"),
+        services.reload(config_path, config, ("milter.socket", "milter.workers", "milter.pin_workers"),
                         lambda new: setattr(SealgateMilter, "services", new))
 
     signal.signal(signal.SIGTERM, on_term)
