@@ -36,6 +36,13 @@ def _die_with_parent(parent: int) -> None:
         os._exit(0)
 
 
+def _pin(name: str, cpu: int) -> None:
+    try:
+        os.sched_setaffinity(0, {cpu})
+    except OSError as exc:  # the CPU went offline or out of our cpuset since start
+        log.warning("%s worker %d not kept on CPU %d: %s", name, os.getpid(), cpu, exc.strerror)
+
+
 def spawn(name: str, target: Callable[[], int], cpu: int | None = None) -> int:
     """Fork a worker running `target` (on `cpu` only, when given); its return value is the
     worker's exit status."""
@@ -46,7 +53,7 @@ def spawn(name: str, target: Callable[[], int], cpu: int | None = None) -> int:
         try:
             _die_with_parent(parent)
             if cpu is not None:  # before any thread starts: threads inherit it
-                os.sched_setaffinity(0, {cpu})
+                _pin(name, cpu)
             code = target()
         except BaseException:  # never return into the parent's code
             log.exception("%s worker failed", name)
