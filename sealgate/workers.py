@@ -21,7 +21,7 @@ PR_SET_PDEATHSIG = 1
 
 
 def cpus() -> list[int]:
-    """The CPUs this process may run on: a cpuset or taskset may allow fewer than the machine has."""
+    """The CPUs this process may run on (a cpuset or taskset may allow fewer than exist)."""
     return sorted(os.sched_getaffinity(0))
 
 

@@ -141,7 +141,8 @@ def test_a_dead_worker_is_replaced_and_workers_die_with_the_parent(tmp_path: Pat
 
 def cpus_of(pid: int) -> list[tuple[int, ...]]:
     """The CPU set of every thread of a process."""
-    return [tuple(sorted(os.sched_getaffinity(int(tid)))) for tid in os.listdir(f"/proc/{pid}/task")]
+    return [tuple(sorted(os.sched_getaffinity(int(tid))))
+            for tid in os.listdir(f"/proc/{pid}/task")]
 
 
 @pytest.mark.parametrize("pin", [True, False])

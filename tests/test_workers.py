@@ -10,7 +10,8 @@ import pytest
 from sealgate import workers
 
 
-def test_a_cpu_that_cannot_be_had_leaves_the_worker_unpinned(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_cpu_that_cannot_be_had_leaves_the_worker_unpinned(
+        caplog: pytest.LogCaptureFixture) -> None:
     before = os.sched_getaffinity(0)
     log = logging.getLogger("sealgate")
     log.addHandler(caplog.handler)  # the CLI's logging set-up may have stopped propagation

@@ -9,11 +9,11 @@ optional-whitespace quantifier inside another, so it backtracks at every
 character of the signature (~80 us a signature, more than the RSA check).
 Its relaxed header canonicalization runs two uncompiled regular expressions
 on every header of the message for every signature (~70 us for a short
-message), where plain byte replacements do the same, once per message. dkimpy looks all of them
-up as module globals or class attributes, so this module puts a
-`cryptography`-backed RSA check, a memo of parsed key records, an equivalent
-pattern and an equivalent canonicalization in their place; the tag checks and
-key policy all stay dkimpy's.
+message), where plain byte replacements do the same, once per message.
+dkimpy looks all of them up as module globals or class attributes, so this
+module puts a `cryptography`-backed RSA check, a memo of parsed key records,
+an equivalent pattern and an equivalent canonicalization in their place; the
+tag checks and key policy all stay dkimpy's.
 """
 
 from __future__ import annotations

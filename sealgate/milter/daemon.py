@@ -163,7 +163,8 @@ def _answer(config_path: Path | None, config: Config, spec: str, worker: bool) -
                  signum, config.milter.drain_timeout)
 
     def on_hup(signum: int, frame: FrameType | None) -> None:
-        services.reload(config_path, config, ("milter.socket", "milter.workers", "milter.pin_workers"),
+        services.reload(config_path, config,
+                        ("milter.socket", "milter.workers", "milter.pin_workers"),
                         lambda new: setattr(SealgateMilter, "services", new))
 
     signal.signal(signal.SIGTERM, on_term)

@@ -64,7 +64,8 @@ class ModelReader:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._idle: queue.SimpleQueue[tuple[int, sqlite3.Connection]] = queue.SimpleQueue()  # (inode, _)
+        # Idle connections, each with the inode of the file it opened.
+        self._idle: queue.SimpleQueue[tuple[int, sqlite3.Connection]] = queue.SimpleQueue()
         self._version: tuple[int, int, bytes] | None = None
         self._cache: dict[str, tuple[int, int]] = {}
         self._fd: int | None = None  # the model file, held open for the change check
