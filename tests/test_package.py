@@ -37,7 +37,7 @@ from sealgate.cli import parser
 from sealgate.config import load_text
 from sealgate.config.render import toml_value
 from sealgate.config.schema import OPTIONS, SECTIONS
-from sealgate.testbed.milter import reload_lines, worker_count
+from sealgate.testbed.milter import reload_and_wait
 from sealgate.testbed.ports import port_accepts
 from sealgate.testbed.postfix import PrivatePostfix, make_traversable, postfix_available
 
@@ -226,10 +226,10 @@ class UnitProcess:
             time.sleep(0.05)
 
     def reload(self) -> None:
-        """ExecReload=, with $MAINPID."""
+        """ExecReload=, with $MAINPID; returns once every worker has reloaded (or refused)."""
         assert self.proc is not None
         command = self.value("ExecReload").replace("$MAINPID", str(self.proc.pid))
-        run(shlex.split(command))
+        reload_and_wait(lambda: run(shlex.split(command)), self.log_text)
 
     def stop(self, timeout: float = 30) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -356,12 +356,7 @@ def test_mail_through_the_installed_daemons_then_reinstall_remove_and_purge(
         records = run(["sealgate", "keys", "dns", OUR_DOMAIN]).stdout
         assert f"_sealgate.{OUR_DOMAIN}." in records and "._domainkey." in records
         zone.write_text(zone.read_text() + records)
-        workers = worker_count(milter.log_text()) or 1
-        milter.reload()  # the milter reads zone files when it (re)loads; each worker logs it
-        deadline = time.monotonic() + 20
-        while reload_lines(milter.log_text()) < workers:
-            assert time.monotonic() < deadline, milter.log_text()
-            time.sleep(0.05)
+        milter.reload()  # the milter reads zone files when it (re)loads
         assert "reload refused" not in milter.log_text()
         assert mode(STATE / "keystore.db") == ("sealgate", "sealgate", 0o600)
 

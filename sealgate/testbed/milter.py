@@ -7,7 +7,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from sealgate.config.render import toml_value
 from sealgate.testbed.process import Daemon, DaemonError, children_by_parent
@@ -54,14 +54,21 @@ class MilterProcess(Daemon):
 
     def reload(self, timeout: float = 20) -> None:
         """SIGHUP; returns once every worker has reloaded or refused the new file."""
-        workers = worker_count(self.log_text()) or 1
-        before = reload_lines(self.log_text())
-        self.signal(signal.SIGHUP)
-        deadline = time.monotonic() + timeout
-        while reload_lines(self.log_text()) < before + workers:
-            if time.monotonic() > deadline:
-                raise DaemonError(f"{self.name} did not reload:\n{self.log_text()[-2000:]}")
-            time.sleep(0.05)
+        reload_and_wait(lambda: self.signal(signal.SIGHUP), self.log_text, timeout)
+
+
+def reload_and_wait(send: Callable[[], None], log_text: Callable[[], str],
+                    timeout: float = 20) -> None:
+    """Have a running milter reload (`send`: SIGHUP, however the caller delivers it) and return
+    once each of its workers has logged that it reloaded or refused the new file."""
+    text = log_text()
+    expected = reload_lines(text) + (worker_count(text) or 1)
+    send()
+    deadline = time.monotonic() + timeout
+    while reload_lines(log_text()) < expected:
+        if time.monotonic() > deadline:
+            raise DaemonError(f"milter did not reload:\n{log_text()[-2000:]}")
+        time.sleep(0.05)
 
 
 def worker_count(log_text: str) -> int | None:
