@@ -145,25 +145,34 @@ def cpus_of(pid: int) -> list[tuple[int, ...]]:
             for tid in os.listdir(f"/proc/{pid}/task")]
 
 
-@pytest.mark.parametrize("pin", [True, False])
-def test_pinned_workers_run_on_one_cpu_each_and_a_replacement_where_its_predecessor_did(
-        tmp_path: Path, pin: bool) -> None:
+def policies_of(pid: int) -> set[int]:
+    """The scheduling policies of a process's threads."""
+    return {os.sched_getscheduler(int(tid)) for tid in os.listdir(f"/proc/{pid}/task")}
+
+
+@pytest.mark.parametrize("tuned", [True, False])
+def test_workers_pinned_one_cpu_each_under_sched_batch_and_so_is_a_replacement(
+        tmp_path: Path, tuned: bool) -> None:
     allowed = tuple(sorted(os.sched_getaffinity(0)))
-    slots = [(allowed[0],), (allowed[1 % len(allowed)],)] if pin else [allowed, allowed]
+    slots = [(allowed[0],), (allowed[1 % len(allowed)],)] if tuned else [allowed, allowed]
+    policy = os.SCHED_BATCH if tuned else os.SCHED_OTHER
     sock = tmp_path / "milter.sock"
-    milter = MilterProcess(config(tmp_path, "mx.test", workers=2, pin_workers=pin), sock,
-                           tmp_path / "milter.log").start()
+    milter = MilterProcess(config(tmp_path, "mx.test", workers=2, pin_workers=tuned,
+                                  batch_scheduling=tuned), sock, tmp_path / "milter.log").start()
     try:
-        for n in range(4):  # libmilter's connection threads exist now, and inherit the CPU set
+        for n in range(4):  # libmilter's connection threads exist now, and inherit both
             assert "INSERTED" in milterscript.run(tmp_path / f"a{n}.lua", sock, "192.0.2.1",
                                                   milterscript_expected("mx.test"))
         placed = {pid: cpus_of(pid) for pid in milter.workers()}
         assert all(len(set(threads)) == 1 for threads in placed.values())
         assert sorted(threads[0] for threads in placed.values()) == sorted(slots)
+        parent = milter.proc.pid  # type: ignore[union-attr]
+        assert all(policies_of(pid) == {policy} for pid in [parent, *placed])
         first = next(pid for pid, threads in placed.items() if threads[0] == slots[0])
         os.kill(first, signal.SIGKILL)
         assert wait_for(lambda: first not in milter.workers() and len(milter.workers()) == 2)
         assert sorted(cpus_of(pid)[0] for pid in milter.workers()) == sorted(slots)
+        assert all(policies_of(pid) == {policy} for pid in milter.workers())
     finally:
         milter.stop()
 

@@ -25,7 +25,7 @@ from sealgate import services
 from sealgate.config import Config, load
 from sealgate.logsetup import configure_logging
 from sealgate.milter.adapter import SealgateMilter
-from sealgate.workers import Workers, count as worker_count
+from sealgate.workers import Workers, batch_scheduling, count as worker_count
 
 log = logging.getLogger("sealgate")
 
@@ -78,6 +78,8 @@ def serve(config_path: Path | None) -> int:
     workers, this process passing signals on and replacing a worker that dies."""
     config = load(config_path)
     configure_logging(config.log)
+    if config.milter.batch_scheduling:  # before any thread or worker starts: they inherit it
+        batch_scheduling("sealgate milter")
     SealgateMilter.services = services.build(config)
     spec = libmilter_address(config.milter.socket)
     if spec.startswith("unix:"):
@@ -164,7 +166,8 @@ def _answer(config_path: Path | None, config: Config, spec: str, worker: bool) -
 
     def on_hup(signum: int, frame: FrameType | None) -> None:
         services.reload(config_path, config,
-                        ("milter.socket", "milter.workers", "milter.pin_workers"),
+                        ("milter.socket", "milter.workers", "milter.pin_workers",
+                         "milter.batch_scheduling"),
                         lambda new: setattr(SealgateMilter, "services", new))
 
     signal.signal(signal.SIGTERM, on_term)
