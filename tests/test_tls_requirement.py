@@ -13,6 +13,7 @@ from sealgate import verify
 from sealgate.auth.header import header_value
 from sealgate.config import Config
 from sealgate.dns import Answer, DNSTempError, Resolver
+from sealgate.dns.cache import CachingResolver
 from sealgate.dns.zonefile import ZoneFileResolver
 from sealgate.message import Message
 from sealgate.pipeline import Services, Session, Transaction
@@ -164,6 +165,33 @@ def test_dns_failure_tempfails_only_a_domain_seen_requiring_tls(
     expired = services(dead, now=1000.0 + 3600, known_required_seconds=60)
     assert check(session(), "a@req.test", expired, memory) is None
     assert check(session(), "a@req.test", services(dead, dns_error_action="accept"), memory) is None
+
+
+class CountingResolver:
+    """The zone, counting the names asked."""
+
+    def __init__(self, backend: Resolver) -> None:
+        self.backend = backend
+        self.asked: list[str] = []
+
+    def lookup(self, name: str, rdtype: str) -> Answer:
+        self.asked.append(name)
+        return self.backend.lookup(name, rdtype)
+
+
+def test_a_peers_requirement_is_kept_as_long_as_the_records_it_read(
+        services: Callable[..., Services]) -> None:
+    zone = CountingResolver(ZoneFileResolver(services().config.dns.zone_files))
+    now = [0.0]
+    svc = services(CachingResolver(zone, 100, clock=lambda: now[0]))
+    for _ in range(2):  # within the TTL the second message asks DNS nothing
+        verdict = check(session(), "a@req.test", svc, RequiredMemory())
+        assert verdict is not None and verdict.code == "530"
+        assert zone.asked == ["_sealgate.mx1.other.test", "_sealgate.other.test",
+                              "_sealgate.req.test"]
+    now[0] = 301.0  # the records' TTL is 300 s
+    assert check(session(), "a@req.test", svc, RequiredMemory()) is not None
+    assert len(zone.asked) == 6
 
 
 def test_a_record_turned_to_opt_is_forgotten(services: Callable[..., Services]) -> None:

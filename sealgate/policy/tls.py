@@ -64,7 +64,7 @@ def configured_reason(client_ip: str, names: Sequence[str], networks: Sequence[s
                       domains: Sequence[str]) -> str:
     """Why the [tls] lists require TLS from this peer; empty when they do not."""
     try:
-        address = ipaddress.ip_address(client_ip)
+        address = ipaddress.ip_address(client_ip) if networks else None
     except ValueError:
         address = None
     for cidr in networks:

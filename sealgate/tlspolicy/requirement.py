@@ -17,8 +17,10 @@ import logging
 import re
 import threading
 from collections import OrderedDict
+from functools import lru_cache
 
 from sealgate.dns import DNSTempError, Resolver
+from sealgate.dns.cache import remembered
 from sealgate.keystore import dnsrecord
 from sealgate.pipeline import Services, Session, Transaction, Verdict
 from sealgate.policy.tls import Requirement, TlsFacts, auth_result, configured_reason, decide, meets
@@ -61,6 +63,7 @@ class RequiredMemory:
 REMEMBERED = RequiredMemory()
 
 
+@lru_cache(maxsize=4096)  # the same few HELO names and sender domains, message after message
 def domain_name(text: str) -> str:
     """`text` as a lower-case domain name with at least two labels, or "" (address literals,
     bare host names and junk from the client are no names to look up)."""
@@ -116,10 +119,17 @@ def requirement_of(session: Session, mail_from: str, services: Services,
     if reason or not tls.use_dns_record:
         return Requirement(reason)
     now = services.clock()
+
+    def published(name: str) -> str:
+        """Kept until the first record it read expires: DNS would answer the same until then
+        (and `memory` hears of a record each time it is read anew)."""
+        return remembered(services.resolver, ("tls-requirement", name),
+                          lambda: published_requirement(services.resolver, name, memory, now))
+
     unresolved = []
     for name in names:
         try:
-            domain = published_requirement(services.resolver, name, memory, now)
+            domain = published(name)
         except DNSTempError as exc:
             log.warning("client=%s[%s] cannot look up the sealgate record for %s: %s",
                         session.client_name, session.client_ip, name, exc)
