@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import pytest
 
@@ -18,6 +19,8 @@ from conftest import needs_root_and_postfix
 from sealgate.message import Message
 from sealgate.testbed.milter import MilterProcess, write_config
 from sealgate.testbed.zones import txt
+
+T = TypeVar("T")
 
 pytestmark = needs_root_and_postfix()
 
@@ -139,23 +142,33 @@ def test_a_dead_worker_is_replaced_and_workers_die_with_the_parent(tmp_path: Pat
     assert wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in now))
 
 
+def of_threads(pid: int, ask: Callable[[int], T]) -> list[T]:
+    """`ask` of every thread of a process (one that ends meanwhile is left out)."""
+    answers = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            answers.append(ask(int(tid)))
+        except ProcessLookupError:
+            continue
+    return answers
+
+
 def cpus_of(pid: int) -> list[tuple[int, ...]]:
     """The CPU set of every thread of a process."""
-    return [tuple(sorted(os.sched_getaffinity(int(tid))))
-            for tid in os.listdir(f"/proc/{pid}/task")]
+    return of_threads(pid, lambda tid: tuple(sorted(os.sched_getaffinity(tid))))
 
 
 def policies_of(pid: int) -> set[int]:
     """The scheduling policies of a process's threads."""
-    return {os.sched_getscheduler(int(tid)) for tid in os.listdir(f"/proc/{pid}/task")}
+    return set(of_threads(pid, os.sched_getscheduler))
 
 
 @pytest.mark.parametrize("tuned", [True, False])
-def test_workers_pinned_one_cpu_each_under_sched_batch_and_so_is_a_replacement(
-        tmp_path: Path, tuned: bool) -> None:
+def test_worker_placement_and_policy_and_a_replacement_keeps_both(tmp_path: Path,
+                                                                  tuned: bool) -> None:
     allowed = tuple(sorted(os.sched_getaffinity(0)))
     slots = [(allowed[0],), (allowed[1 % len(allowed)],)] if tuned else [allowed, allowed]
-    policy = os.SCHED_BATCH if tuned else os.SCHED_OTHER
+    policy = os.SCHED_BATCH if tuned else os.sched_getscheduler(0)  # untuned: what it inherits
     sock = tmp_path / "milter.sock"
     milter = MilterProcess(config(tmp_path, "mx.test", workers=2, pin_workers=tuned,
                                   batch_scheduling=tuned), sock, tmp_path / "milter.log").start()

@@ -109,6 +109,13 @@ def published_requirement(resolver: Resolver, name: str, memory: RequiredMemory,
     return ""
 
 
+def _published(resolver: Resolver, name: str, memory: RequiredMemory, now: float) -> str:
+    """published_requirement, kept until the first record it read expires: DNS would answer
+    the same until then."""
+    return remembered(resolver, ("tls-requirement", name),
+                      lambda: published_requirement(resolver, name, memory, now))
+
+
 def requirement_of(session: Session, mail_from: str, services: Services,
                    memory: RequiredMemory) -> Requirement:
     """The config lists first (no DNS needed), then the peer's published records."""
@@ -119,23 +126,17 @@ def requirement_of(session: Session, mail_from: str, services: Services,
     if reason or not tls.use_dns_record:
         return Requirement(reason)
     now = services.clock()
-
-    def published(name: str) -> str:
-        """Kept until the first record it read expires: DNS would answer the same until then
-        (and `memory` hears of a record each time it is read anew)."""
-        return remembered(services.resolver, ("tls-requirement", name),
-                          lambda: published_requirement(services.resolver, name, memory, now))
-
     unresolved = []
     for name in names:
         try:
-            domain = published(name)
+            domain = _published(services.resolver, name, memory, now)
         except DNSTempError as exc:
             log.warning("client=%s[%s] cannot look up the sealgate record for %s: %s",
                         session.client_name, session.client_ip, name, exc)
             unresolved.append(name)
             continue
         if domain:
+            memory.remember(domain, now)  # seen now, whether read from DNS or kept
             return Requirement(f"{domain} publishes t=req")
     known = any(memory.knows(candidate, now, tls.known_required_seconds)
                 for name in unresolved for candidate in walk(name))
