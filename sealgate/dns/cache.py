@@ -6,9 +6,9 @@ it: a hit here is one dict lookup, where a dnspython cache hit parses the name a
 an answer again (tens of microseconds each, a noticeable share of a message's cost).
 
 A computation that only reads DNS through this cache (an SPF evaluation, a peer's published
-TLS requirement) can be remembered
-too: its result cannot change before the first answer it read expires, so it is kept exactly
-that long, and never when a lookup failed or was not cacheable.
+TLS requirement) can be remembered too: its result cannot change before the first answer it
+read expires, so it is kept exactly that long, and never when a lookup failed or was not
+cacheable.
 """
 
 from __future__ import annotations
