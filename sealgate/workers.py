@@ -35,7 +35,11 @@ def batch_scheduling(name: str) -> None:
     SCHED_BATCH policy: a thread woken by input then waits for the running one's time slice
     instead of preempting it. In a worker the running thread mostly holds Python's interpreter
     lock, so a woken one preempting it would only find the lock taken and sleep again (two
-    context switches for nothing; a quarter fewer of them a message, bench/README.md)."""
+    context switches for nothing; a quarter fewer of them a message, bench/README.md). A policy
+    other than the default one was chosen by someone (a unit's CPUSchedulingPolicy=, chrt) and
+    is kept."""
+    if os.sched_getscheduler(0) != os.SCHED_OTHER:
+        return
     try:
         os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
     except OSError as exc:  # a seccomp filter or an unusual kernel: run as before

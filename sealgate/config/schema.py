@@ -135,8 +135,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("milter", "batch_scheduling", bool, True,
            "Run the daemon under Linux's SCHED_BATCH policy: a thread woken by the MTA waits for "
            "the running task's time slice rather than preempting it (fewer context switches a "
-           "message, a little more latency on a busy CPU); false schedules it as usual. Takes "
-           "effect at restart."),
+           "message, a little more latency on a busy CPU). A policy it was started under other "
+           "than the default one (CPUSchedulingPolicy=, chrt) is kept; false schedules it as "
+           "usual. Takes effect at restart."),
     Option("milter", "drain_timeout", int, 30,
            "Seconds SIGTERM waits for open connections to finish before exiting.", positive),
     Option("milter", "use_keystore", bool, True,
