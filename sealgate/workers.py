@@ -38,10 +38,9 @@ def batch_scheduling(name: str) -> None:
     context switches for nothing; a quarter fewer of them a message, bench/README.md). A policy
     other than the default one was chosen by someone (a unit's CPUSchedulingPolicy=, chrt) and
     is kept."""
-    if os.sched_getscheduler(0) != os.SCHED_OTHER:
-        return
     try:
-        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+        if os.sched_getscheduler(0) == os.SCHED_OTHER:
+            os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
     except OSError as exc:  # a seccomp filter or an unusual kernel: run as before
         log.warning("%s: SCHED_BATCH refused (%s); scheduled as usual", name, exc.strerror)
 
