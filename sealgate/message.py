@@ -38,6 +38,9 @@ class Message:
     removed_recipients: list[str] = field(default_factory=list)
     # Destination domain -> what key discovery found, filled at RCPT (sealgate.policy.outbound).
     domain_keys: dict[str, Any] = field(default_factory=dict)
+    # Local recipient -> mailbox keys (or the keystore's refusal), asked together with an incoming
+    # envelope's content key (sealgate.transport.inbound) for the sealing stage.
+    mailbox_keys: dict[str, Any] = field(default_factory=dict)
     # The inbound TLS requirement was applied at MAIL FROM (sealgate.tlspolicy.requirement).
     tls_checked: bool = False
 

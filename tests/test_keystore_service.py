@@ -78,12 +78,62 @@ def test_operations_over_the_socket(client: KeystoreClient) -> None:
     (lambda c: c.call("unwrap", key_id="x", ephemeral_public="***"), "bad-request",
      "field 'ephemeral_public': not valid base64"),
     (lambda c: c.call("give_me_the_keys"), "bad-request", "op 'give_me_the_keys': expected one of"),
+    (lambda c: c.call("batch", requests=[]), "bad-request",
+     "field 'requests': expected a list of 1 to 32 requests"),
+    (lambda c: c.call("batch", requests=[{"op": "ping"}, {"op": "bundle", "domain": "x.test"}]),
+     "bad-request", "requests[1]: op 'bundle' cannot be batched"),
+    (lambda c: c.call("batch", requests=[{"op": "batch", "requests": [{"op": "ping"}]}]),
+     "bad-request", "requests[0]: op 'batch' cannot be batched"),
 ])
 def test_refusals_are_typed_and_name_the_problem(client: KeystoreClient, call: object, code: str,
                                                  text: str) -> None:
     with pytest.raises(KeystoreError) as caught:
         call(client)  # type: ignore[operator]
     assert caught.value.code == code and text in str(caught.value)
+
+
+def test_a_batch_answers_each_request_as_alone_and_in_order(client: KeystoreClient) -> None:
+    """unwrap with the mailbox keys sealing will need: one request; a refusal stays with its
+    own entry (a slot that is not ours is raised, a domain that is not ours is returned)."""
+    own = client.local_bundle(DOMAIN)
+    assert own.transport is not None
+    content_key = os.urandom(32)
+    ephemeral, wrapped = wrapping.wrap(own.transport.public, content_key, b"slot")
+    opened, keys = client.unwrap_with_mailbox_keys(
+        own.transport.key_id, ephemeral, wrapped, b"slot", [f"alice@{DOMAIN}", "bob@elsewhere.test"])
+    assert opened == content_key
+    assert keys[f"alice@{DOMAIN}"] == client.mailbox_keys(f"alice@{DOMAIN}")
+    refused = keys["bob@elsewhere.test"]
+    assert isinstance(refused, KeystoreError) and refused.code == "not-found"
+    with pytest.raises(KeystoreError) as caught:
+        client.unwrap_with_mailbox_keys(own.transport.key_id, ephemeral, wrapped, b"other", [])
+    assert caught.value.code == "decrypt-failed"
+    answers = client.call("batch", requests=[{"op": "ping"}, {"op": "nope"}, {"op": "ping"}])
+    assert [a["ok"] for a in answers["answers"]] == [True, False, True]
+    assert "op 'nope'" in answers["answers"][1]["message"]
+    many = [f"user{n}@{DOMAIN}" for n in range(40)]
+    opened, keys = client.unwrap_with_mailbox_keys(own.transport.key_id, ephemeral, wrapped,
+                                                   b"slot", many)
+    assert opened == content_key and list(keys) == many[:31]  # the rest: asked on their own
+
+
+def test_a_keystore_without_batch_still_opens_the_slot(client: KeystoreClient,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Between an upgrade and the keystore's restart: `batch` is an unknown op there."""
+    own = client.local_bundle(DOMAIN)
+    assert own.transport is not None
+    content_key = os.urandom(32)
+    ephemeral, wrapped = wrapping.wrap(own.transport.public, content_key, b"slot")
+    call = KeystoreClient.call
+
+    def older(self: KeystoreClient, op: str, **args: object) -> object:
+        if op == "batch":
+            raise KeystoreError("bad-request", "op 'batch': expected one of dkim_selector, ...")
+        return call(self, op, **args)
+
+    monkeypatch.setattr(KeystoreClient, "call", older)
+    assert client.unwrap_with_mailbox_keys(own.transport.key_id, ephemeral, wrapped, b"slot",
+                                           [f"alice@{DOMAIN}"]) == (content_key, {})
 
 
 def raw_exchange(sock: socket.socket, payload: bytes) -> dict[str, object]:

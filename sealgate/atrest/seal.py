@@ -7,7 +7,8 @@ from __future__ import annotations
 import logging
 
 from sealgate.envelope.seal import Recipient, seal
-from sealgate.keystore.client import KeystoreError, KeystoreUnavailable
+from sealgate.keystore.client import KeystoreError, KeystoreUnavailable, MailboxKeyInfo
+from sealgate.message import Message
 from sealgate.pipeline import Services, Transaction, Verdict
 from sealgate.policy.outbound import domain_of
 from sealgate.policy.outer_headers import outer_headers
@@ -16,18 +17,34 @@ from sealgate.transport.outbound import local_domains
 log = logging.getLogger("sealgate")
 
 
+def local_recipients(msg: Message, services: Services) -> list[str]:
+    """The recipients in our own domains: the ones whose copy is sealed."""
+    ours = local_domains({domain_of(r) for r in msg.recipients}, services)
+    return [r for r in msg.recipients if domain_of(r) in ours]
+
+
+def mailbox_keys(msg: Message, address: str, services: Services) -> list[MailboxKeyInfo]:
+    """The keys asked with the envelope's content key when the message came sealed in transit,
+    else asked now."""
+    found = msg.mailbox_keys.get(address)
+    if found is None:
+        return services.keys.mailbox_keys(address)
+    if isinstance(found, KeystoreError):
+        raise found
+    return found
+
+
 def stage(txn: Transaction, services: Services) -> Verdict | None:
     cfg = services.config.seal
     msg = txn.message
     try:
-        ours = local_domains({domain_of(r) for r in msg.recipients}, services)
-        local = [r for r in msg.recipients if domain_of(r) in ours]
+        local = local_recipients(msg, services)
         if not local:
             return None
         keys: dict[str, Recipient] = {}
         missing = []
         for address in local:
-            found = services.keys.mailbox_keys(address)
+            found = mailbox_keys(msg, address, services)
             missing += [] if found else [address]
             keys.update({k.key_id: Recipient(k.key_id, k.public) for k in found})
         if missing:

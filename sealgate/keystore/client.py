@@ -20,6 +20,7 @@ from typing import Any, Sequence
 from sealgate.keystore.encoding import b64, unb64
 from sealgate.keystore.errors import KeystoreError, KeystoreUnavailable
 from sealgate.keystore.protocol import (
+    MAX_BATCH,
     ConnectionClosed,
     FrameTooLarge,
     read_frame,
@@ -169,9 +170,7 @@ class KeystoreClient:
                     sock = None
             if sock is not None:
                 sock.close()
-        if not response["ok"]:
-            raise KeystoreError(str(response.get("error")), str(response.get("message")))
-        return response["result"]
+        return _result(response, op)
 
     def close(self) -> None:
         with self._lock:
@@ -193,9 +192,37 @@ class KeystoreClient:
 
     def unwrap(self, key_id: str, ephemeral_public: bytes, wrapped: bytes, context: bytes) -> bytes:
         """Open a slot wrapped (sealgate.keystore.wrapping.wrap) to our transport, mailbox or group key."""
-        result = self.call("unwrap", key_id=key_id, ephemeral_public=b64(ephemeral_public),
-                           wrapped=b64(wrapped), context=b64(context))
-        return unb64(result["content_key"], "content_key")
+        request = _unwrap_request(key_id, ephemeral_public, wrapped, context)
+        return _content_key(self.call(**request))
+
+    def unwrap_with_mailbox_keys(self, key_id: str, ephemeral_public: bytes, wrapped: bytes,
+                                 context: bytes, addresses: Sequence[str],
+                                 ) -> tuple[bytes, dict[str, list[MailboxKeyInfo] | KeystoreError]]:
+        """`unwrap` and the `mailbox_keys` of the addresses in one request (`batch`): an incoming
+        envelope's content key and the keys its recipients' copy will be sealed to. Raises as
+        `unwrap` does; a refused `mailbox_keys` is returned as its KeystoreError. Addresses past
+        what one batch holds, or all of them when the keystore predates `batch` (a restart
+        pending after an upgrade), are left out: the caller asks for those on its own."""
+        addresses = addresses[:MAX_BATCH - 1]
+        requests = [_unwrap_request(key_id, ephemeral_public, wrapped, context)]
+        requests += [{"op": "mailbox_keys", "address": address} for address in addresses]
+        try:
+            answers = self.call("batch", requests=requests)["answers"]
+        except KeystoreError as exc:
+            if exc.code != "bad-request":
+                raise
+            return self.unwrap(key_id, ephemeral_public, wrapped, context), {}
+        if not isinstance(answers, list) or len(answers) != len(requests):
+            raise KeystoreUnavailable(f"keystore at {self.socket_path} sent a malformed answer to "
+                                      f"'batch'")
+        content_key = _content_key(_result(answers[0], "unwrap"))
+        keys: dict[str, list[MailboxKeyInfo] | KeystoreError] = {}
+        for address, answer in zip(addresses, answers[1:]):
+            try:
+                keys[address] = _mailbox_keys(_result(answer, "mailbox_keys"))
+            except KeystoreError as exc:
+                keys[address] = exc
+        return content_key, keys
 
     def sign(self, domain: str, data: bytes) -> bytes:
         """Detached Ed25519 signature by the domain's identity key."""
@@ -233,5 +260,28 @@ class KeystoreClient:
 
     def mailbox_keys(self, address: str) -> list[MailboxKeyInfo]:
         """The keys to seal mail for `address` to, by its domain's policy; empty when none."""
-        return [MailboxKeyInfo(k["key_id"], unb64(k["public"], "public"), k["purpose"], k["owner"])
-                for k in self.call("mailbox_keys", address=address)["keys"]]
+        return _mailbox_keys(self.call("mailbox_keys", address=address))
+
+
+def _result(response: Any, op: str) -> Any:
+    """The result of one answer; a refusal raised as KeystoreError."""
+    if not isinstance(response, dict) or "ok" not in response:
+        raise KeystoreUnavailable(f"keystore sent a malformed answer to {op!r}")
+    if not response["ok"]:
+        raise KeystoreError(str(response.get("error")), str(response.get("message")))
+    return response["result"]
+
+
+def _unwrap_request(key_id: str, ephemeral_public: bytes, wrapped: bytes,
+                    context: bytes) -> dict[str, Any]:
+    return {"op": "unwrap", "key_id": key_id, "ephemeral_public": b64(ephemeral_public),
+            "wrapped": b64(wrapped), "context": b64(context)}
+
+
+def _content_key(result: dict[str, Any]) -> bytes:
+    return unb64(result["content_key"], "content_key")
+
+
+def _mailbox_keys(result: dict[str, Any]) -> list[MailboxKeyInfo]:
+    return [MailboxKeyInfo(k["key_id"], unb64(k["public"], "public"), k["purpose"], k["owner"])
+            for k in result["keys"]]

@@ -22,11 +22,13 @@ from sealgate.keystore.encoding import b64, iso, unb64
 from sealgate.keystore.errors import KeystoreError
 from sealgate.keystore.material import ED25519, RSA2048, RsaSigner, parse_private, sign
 from sealgate.keystore.memo import UntilChanged
+from sealgate.keystore.protocol import MAX_BATCH
 from sealgate.keystore.store import KeyRecord, KeyStore
 
 log = logging.getLogger("sealgate.keystore")
 UNWRAP_PURPOSES = ("transport", "mailbox", "group")
 DKIM_ALGORITHMS = {"ed25519-sha256": ED25519, "rsa-sha256": RSA2048}
+UNBATCHED = ("batch", "bundle")  # bundle may wait seconds on the network: never in a reader
 
 
 def _text(request: dict[str, Any], name: str) -> str:
@@ -84,7 +86,7 @@ class Operations:
             "dkim_selector": self.dkim_selector, "dkim_sign": self.dkim_sign,
             "dkim_sign_many": self.dkim_sign_many,
             "bundle": self.bundle, "local_bundle": self.local_bundle,
-            "mailbox_keys": self.mailbox_keys}
+            "mailbox_keys": self.mailbox_keys, "batch": self.batch}
 
     def handle(self, request: Any) -> dict[str, Any]:
         """The answer to one decoded request; never raises."""
@@ -101,6 +103,20 @@ class Operations:
         except Exception as exc:  # a bug must not take the service down; the client sees "internal"
             log.exception("keystore operation failed")
             return {"ok": False, "error": "internal", "message": f"internal error: {exc}"}
+
+    def batch(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Several operations in one round trip, each answered as on its own and in order: what
+        one message needs at once (an envelope's content key, its recipients' mailbox keys)
+        then costs one wake-up of each side instead of several."""
+        items = request.get("requests")
+        if not isinstance(items, list) or not 1 <= len(items) <= MAX_BATCH:
+            raise KeystoreError("bad-request", f"field 'requests': expected a list of 1 to "
+                                               f"{MAX_BATCH} requests")
+        for n, item in enumerate(items):
+            if isinstance(item, dict) and item.get("op") in UNBATCHED:
+                raise KeystoreError("bad-request", f"requests[{n}]: op {item['op']!r} cannot be "
+                                                   f"batched; send it on its own")
+        return {"answers": [self.handle(item) for item in items]}
 
     def between_requests(self) -> None:
         """Work no answer should wait for, done by the thread that answered once its answer is

@@ -13,6 +13,7 @@ import struct
 from typing import Any
 
 HEADER = struct.Struct(">I")
+MAX_BATCH = 32  # requests in one `batch`
 
 
 class FrameTooLarge(Exception):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import tempfile
 
+from sealgate.atrest.seal import local_recipients
 from sealgate.envelope.header import EnvelopeError
 from sealgate.envelope.seal import Opened, decrypt, parse, verify_signature
 from sealgate.keystore.client import KeystoreError, KeystoreUnavailable
@@ -24,13 +25,24 @@ class Refused(Exception):
         self.temporary = temporary
 
 
-def open_slot(opened: Opened, services: Services) -> tuple[str, bytes]:
-    """(key id, content key) from the first slot one of our keys opens."""
+def open_slot(opened: Opened, msg: Message, services: Services) -> tuple[str, bytes]:
+    """(key id, content key) from the first slot one of our keys opens. The mailbox keys that
+    sealing will need go in the same keystore request as the first slot (one round trip less a
+    message); they are asked again by sealing only when that slot is not ours."""
+    try:
+        wanted = local_recipients(msg, services) if services.config.seal.enabled else []
+    except KeystoreError:  # sealing asks again and answers the refusal itself
+        wanted = []
     problems = []
-    for slot in opened.header.slots:
+    for n, slot in enumerate(opened.header.slots):
+        key = (slot.key_id, slot.ephemeral_public, slot.wrapped,
+               slot.context(opened.header.stream_header))
         try:
-            return slot.key_id, services.keys.unwrap(slot.key_id, slot.ephemeral_public,
-                                                     slot.wrapped, slot.context(opened.header.stream_header))
+            if n == 0 and wanted:
+                content_key, msg.mailbox_keys = services.keys.unwrap_with_mailbox_keys(*key, wanted)
+            else:
+                content_key = services.keys.unwrap(*key)
+            return slot.key_id, content_key
         except KeystoreError as exc:
             if exc.code != "not-found":
                 problems.append(str(exc))
@@ -58,7 +70,7 @@ def check_sender(opened: Opened, services: Services) -> None:
 
 def open_envelope(msg: Message, opened: Opened, services: Services) -> str:
     """Replace `msg` by the original inside; returns the key id that opened it."""
-    key_id, content_key = open_slot(opened, services)
+    key_id, content_key = open_slot(opened, msg, services)
     check_sender(opened, services)
     threshold = services.config.milter.spool_threshold
     with tempfile.SpooledTemporaryFile(threshold) as plaintext:
