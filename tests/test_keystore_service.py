@@ -115,6 +115,9 @@ def test_a_batch_answers_each_request_as_alone_and_in_order(client: KeystoreClie
     opened, keys = client.unwrap_with_mailbox_keys(own.transport.key_id, ephemeral, wrapped,
                                                    b"slot", many)
     assert opened == content_key and list(keys) == many[:31]  # the rest: asked on their own
+    long = [f"{'x' * 2500}{n}@{DOMAIN}" for n in range(31)]  # a batch over max_request
+    assert client.unwrap_with_mailbox_keys(own.transport.key_id, ephemeral, wrapped, b"slot",
+                                           long) == (content_key, {})
 
 
 def test_a_keystore_without_batch_still_opens_the_slot(client: KeystoreClient,

@@ -18,9 +18,9 @@ log = logging.getLogger("sealgate")
 
 
 def local_recipients(msg: Message, services: Services) -> list[str]:
-    """The recipients in our own domains: the ones whose copy is sealed."""
+    """The recipients in our own domains, each once: the ones whose copy is sealed."""
     ours = local_domains({domain_of(r) for r in msg.recipients}, services)
-    return [r for r in msg.recipients if domain_of(r) in ours]
+    return list(dict.fromkeys(r for r in msg.recipients if domain_of(r) in ours))
 
 
 def mailbox_keys(msg: Message, address: str, services: Services) -> list[MailboxKeyInfo]:

@@ -201,16 +201,16 @@ class KeystoreClient:
         """`unwrap` and the `mailbox_keys` of the addresses in one request (`batch`): an incoming
         envelope's content key and the keys its recipients' copy will be sealed to. Raises as
         `unwrap` does; a refused `mailbox_keys` is returned as its KeystoreError. Addresses past
-        what one batch holds, or all of them when the keystore predates `batch` (a restart
-        pending after an upgrade), are left out: the caller asks for those on its own."""
+        what one batch holds are left out, and all of them when the keystore refuses the batch
+        as a whole (larger than its max_request; a keystore that predates `batch`, restart
+        pending after an upgrade): the slot is then opened alone, and the caller asks for the
+        mailbox keys on its own."""
         addresses = addresses[:MAX_BATCH - 1]
         requests = [_unwrap_request(key_id, ephemeral_public, wrapped, context)]
         requests += [{"op": "mailbox_keys", "address": address} for address in addresses]
         try:
             answers = self.call("batch", requests=requests)["answers"]
-        except KeystoreError as exc:
-            if exc.code != "bad-request":
-                raise
+        except KeystoreError:  # the entries' own refusals come as answers, not here
             return self.unwrap(key_id, ephemeral_public, wrapped, context), {}
         if not isinstance(answers, list) or len(answers) != len(requests):
             raise KeystoreUnavailable(f"keystore at {self.socket_path} sent a malformed answer to "
